@@ -1,0 +1,65 @@
+"""Recording audit events, with who did it and from where."""
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from accounts.models import AuditEvent, User
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a change came from: the part of an HTTP request the log keeps."""
+
+    ip_address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> "RequestContext":
+        return cls(ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", "")[:300])
+
+
+SYSTEM = RequestContext()
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """REMOTE_ADDR, or the entry a trusted proxy put in X-Forwarded-For."""
+    candidate = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
+        if len(forwarded) >= proxies:
+            candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+def audit_record(
+    *,
+    kind: str,
+    context: RequestContext,
+    actor_kind: str = AuditEvent.Actor.USER,
+    actor: User | None = None,
+    subject: User | None = None,
+    subject_id: int | None = None,
+    client_id: str = "",
+    key_prefix: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Call it inside the transaction of the change it records."""
+    return AuditEvent.objects.create(
+        kind=kind,
+        actor_kind=actor_kind,
+        actor=actor,
+        subject_id=subject.pk if subject is not None else subject_id,
+        client_id=client_id[:255],
+        key_prefix=key_prefix,
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        detail=detail or {},
+    )

@@ -1,0 +1,144 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+from accounts import keys
+
+
+class User(AbstractUser):
+    """The person who owns API keys and grants consent."""
+
+    class Meta:
+        db_table = "accounts_user"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self) -> "ApiKeyQuerySet":
+        return self.filter(revoked_at__isnull=True)
+
+    def for_raw_key(self, raw: str) -> "ApiKey | None":
+        """The active key matching `raw`, found by hash (no decryption)."""
+        if not keys.looks_like_key(raw):
+            return None
+        return self.active().select_related("user").filter(key_hash=keys.hash_key(raw)).first()
+
+
+class ApiKey(models.Model):
+    """A user's API key. Stored encrypted (recoverable) and hashed (lookup)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="The visible start of the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_encrypted = models.TextField(editable=False)
+    # The client hostname whose consent created this key ("" if the user made
+    # it). A string, not a foreign key: accounts knows nothing of grants.
+    created_for_client = models.CharField(max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.masked})"
+
+    @property
+    def masked(self) -> str:
+        return f"{self.prefix}…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def plaintext(self) -> str:
+        """The key itself: only for handing it to the app the user consented to."""
+        return keys.decrypt_key(self.key_encrypted)
+
+    def last_used_is_stale(self, now) -> bool:
+        resolution = timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+        return self.last_used_at is None or now - self.last_used_at >= resolution
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Append-only: bulk updates and deletes are refused."""
+
+    def update(self, **kwargs):
+        raise PermissionError("audit events are append-only")
+
+    def delete(self):
+        raise PermissionError("audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event, written in the transaction of the change."""
+
+    class Kind(models.TextChoices):
+        CONSENT_GRANTED = "consent_granted", "Consent granted"
+        CONSENT_DENIED = "consent_denied", "Consent denied"
+        CODE_ISSUED = "code_issued", "Authorization code issued"
+        TOKEN_ISSUED = "token_issued", "Key handed out (code redeemed)"
+        CODE_REPLAY = "code_replay", "Code replay detected"
+        GRANT_REVOKED = "grant_revoked", "Grant revoked"
+        KEY_CREATED = "key_created", "Key created"
+        KEY_RENAMED = "key_renamed", "Key renamed"
+        KEY_REVOKED = "key_revoked", "Key revoked"
+        KEK_ROTATED = "kek_rotated", "Key-encryption key rotated"
+        LOGIN_FAILED = "login_failed", "Login failed"
+        LOGIN_THROTTLED = "login_throttled", "Login throttled"
+
+    class Actor(models.TextChoices):
+        USER = "user", "User"
+        ADMIN = "admin", "Admin"
+        CLIENT = "client", "Client app"
+        SYSTEM = "system", "System"
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, editable=False, db_index=True)
+    actor_kind = models.CharField(max_length=16, choices=Actor.choices, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+        editable=False,
+    )
+    client_id = models.CharField(max_length=255, blank=True, editable=False, db_index=True)
+    key_prefix = models.CharField(max_length=16, blank=True, editable=False)
+    ip_address = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    user_agent = models.CharField(max_length=300, blank=True, editable=False)
+    detail = models.JSONField(default=dict, blank=True, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["subject", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit events are append-only")

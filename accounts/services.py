@@ -1,0 +1,75 @@
+"""Writes on users' API keys. Each one records its audit event in the same transaction."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import keys
+from accounts.audit import RequestContext, audit_record
+from accounts.models import ApiKey, AuditEvent, User
+
+
+def key_create(
+    *,
+    user: User,
+    name: str,
+    context: RequestContext,
+    created_for_client: str = "",
+    actor_kind: str = AuditEvent.Actor.USER,
+) -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned once, to hand to the user or the app."""
+    raw = keys.generate_raw_key()
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            user=user,
+            name=name[:100],
+            prefix=keys.visible_prefix(raw),
+            key_hash=keys.hash_key(raw),
+            key_encrypted=keys.encrypt_key(raw),
+            created_for_client=created_for_client,
+        )
+        audit_record(
+            kind=AuditEvent.Kind.KEY_CREATED,
+            context=context,
+            actor_kind=actor_kind,
+            actor=user,
+            subject=user,
+            client_id=created_for_client,
+            key_prefix=key.prefix,
+            detail={"name": key.name},
+        )
+    return key, raw
+
+
+def key_revoke(
+    *,
+    key: ApiKey,
+    context: RequestContext,
+    actor_kind: str = AuditEvent.Actor.USER,
+    actor: User | None = None,
+    reason: str = "",
+) -> bool:
+    """Revoke at once; returns False if it was already revoked."""
+    now = timezone.now()
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if revoked:
+            key.revoked_at = now
+            audit_record(
+                kind=AuditEvent.Kind.KEY_REVOKED,
+                context=context,
+                actor_kind=actor_kind,
+                actor=actor,
+                subject_id=key.user_id,
+                client_id=key.created_for_client,
+                key_prefix=key.prefix,
+                detail={"name": key.name, **({"reason": reason} if reason else {})},
+            )
+    return bool(revoked)
+
+
+def key_touch(*, key: ApiKey) -> None:
+    """Record use coarsely: at most one write per key per resolution window."""
+    now = timezone.now()
+    if key.last_used_is_stale(now):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now

@@ -1,0 +1,261 @@
+"""Keygrant settings, read from the environment (django-environ).
+
+Every name an operator sets is listed in README.md ("Settings"). A `.env`
+file beside manage.py is read when present. Development conveniences
+(DEBUG, throwaway secrets) exist only when DEBUG is on or under the test
+runner; production refuses to start without real secrets.
+"""
+
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+TESTING = "pytest" in sys.modules or sys.argv[1:2] == ["test"]
+DEVELOPMENT = DEBUG or TESTING
+
+# Throwaway values that only development and the tests may use; production
+# refuses them (see _require_production_secret below).
+DEV_SECRET_KEY = "django-insecure-keygrant-development-only"
+DEV_KEY_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXlncmFudC1mZXJuZXQ="
+
+
+def _require_production_secret(name: str, value: str, dev_value: str) -> str:
+    if not DEVELOPMENT and (not value or dev_value in value):
+        raise ImproperlyConfigured(
+            f"{name} must be set to a real secret when DEBUG is off "
+            "(the development default is refused)."
+        )
+    return value or dev_value
+
+
+SECRET_KEY = _require_production_secret(
+    "SECRET_KEY", env.str("SECRET_KEY", default=""), DEV_SECRET_KEY
+)
+
+# --- OAuth -------------------------------------------------------------------
+
+# The public base URL: the metadata `issuer` and the `iss` parameter use it
+# verbatim (RFC 8414 section 2, RFC 9207). Never derived from the request.
+OAUTH_ISSUER = env.str("OAUTH_ISSUER", default="http://127.0.0.1:8000" if DEVELOPMENT else "")
+_issuer = urlsplit(OAUTH_ISSUER)
+if (
+    _issuer.scheme not in ("https", "http")
+    or not _issuer.hostname
+    or _issuer.query
+    or _issuer.fragment
+    or OAUTH_ISSUER.endswith("/")
+):
+    raise ImproperlyConfigured(
+        "OAUTH_ISSUER must be the public base URL, e.g. https://keys.example.com "
+        "(https, no query, no fragment, no trailing slash)."
+    )
+ISSUER_IS_HTTPS = _issuer.scheme == "https"
+if not ISSUER_IS_HTTPS and _issuer.hostname not in ("localhost", "127.0.0.1", "::1"):
+    raise ImproperlyConfigured("OAUTH_ISSUER may use http:// only on a loopback host.")
+
+OAUTH_CODE_TTL_SECONDS = env.int("OAUTH_CODE_TTL_SECONDS", default=60)
+# How long a consent page stays valid between GET and POST.
+OAUTH_PENDING_REQUEST_TTL_SECONDS = env.int("OAUTH_PENDING_REQUEST_TTL_SECONDS", default=600)
+# RFC 8252 section 7.3: native apps on the user's own computer.
+OAUTH_ALLOW_LOOPBACK_CLIENTS = env.bool("OAUTH_ALLOW_LOOPBACK_CLIENTS", default=True)
+# Failed code redemptions: per code, and per client address in a window.
+OAUTH_CODE_MAX_FAILED_ATTEMPTS = env.int("OAUTH_CODE_MAX_FAILED_ATTEMPTS", default=5)
+OAUTH_TOKEN_FAILURES_PER_ADDRESS = env.int("OAUTH_TOKEN_FAILURES_PER_ADDRESS", default=30)
+OAUTH_TOKEN_FAILURE_WINDOW_SECONDS = env.int("OAUTH_TOKEN_FAILURE_WINDOW_SECONDS", default=300)
+
+# --- API keys ----------------------------------------------------------------
+
+# Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
+KEY_ENCRYPTION_KEYS = [
+    k.strip()
+    for k in _require_production_secret(
+        "KEY_ENCRYPTION_KEYS",
+        env.str("KEY_ENCRYPTION_KEYS", default=""),
+        DEV_KEY_ENCRYPTION_KEY,
+    ).split(",")
+    if k.strip()
+]
+# Last-used times are written at most this often per key.
+API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
+
+# --- Django --------------------------------------------------------------------
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS",
+    default=(
+        ["localhost", "127.0.0.1", "[::1]", "testserver"]
+        if DEVELOPMENT
+        else [_issuer.hostname]
+    ),
+)
+# Behind a reverse proxy, the number of proxies whose X-Forwarded-For entries
+# are trusted when finding the client's address (rate limits, audit log).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "accounts",
+    "oauthprovider",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several workers share one file: WAL lets reads run beside a write, and
+    # IMMEDIATE transactions queue writers instead of failing with "locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://keygrant")}
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEVELOPMENT
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587 (console in development).
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEVELOPMENT else "smtp://localhost:25")
+MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"]}}
+if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": _email.get("EMAIL_HOST") or "localhost",
+        "port": _email.get("EMAIL_PORT") or 25,
+        "username": _email.get("EMAIL_HOST_USER") or "",
+        "password": _email.get("EMAIL_HOST_PASSWORD") or "",
+        "use_tls": bool(_email.get("EMAIL_USE_TLS")),
+        "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+    }
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="keygrant@localhost")
+
+# --- Security headers ------------------------------------------------------------
+
+# Nothing is loaded from another origin and no page can be framed.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# HTTPS-only settings follow the scheme of the public URL, so that a loopback
+# http:// issuer still runs with DEBUG off.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=ISSUER_IS_HTTPS and not DEVELOPMENT)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if ISSUER_IS_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = ISSUER_IS_HTTPS
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = ISSUER_IS_HTTPS
+CSRF_COOKIE_SECURE = ISSUER_IS_HTTPS
+if not ISSUER_IS_HTTPS:
+    # A loopback http:// issuer cannot use HTTPS-only settings; say so once
+    # here instead of in every `check --deploy`.
+    SILENCED_SYSTEM_CHECKS = [
+        "security.W004",  # HSTS
+        "security.W008",  # SSL redirect
+        "security.W012",  # secure session cookie
+        "security.W016",  # secure CSRF cookie
+    ]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

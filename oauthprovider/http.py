@@ -1,0 +1,64 @@
+"""HTTP plumbing shared by the machine-facing endpoints: CORS and JSON errors."""
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from oauthprovider.protocol import OAuthError
+
+View = Callable[..., HttpResponse]
+_HEADER_LIST = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
+
+
+def public_cors(*, methods: Iterable[str], expose: Iterable[str] = ()) -> Callable[[View], View]:
+    """CORS for any origin without credentials, preflight included.
+
+    For endpoints browser apps call directly (token, metadata, the API). No
+    cookie is read on them, so allowing every origin exposes nothing.
+    Also answers other methods with 405 and an Allow header.
+    """
+    allowed = sorted({m.upper() for m in methods} | {"OPTIONS"})
+    expose_header = ", ".join(expose)
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method == "OPTIONS":
+                response = HttpResponse(status=204)
+                response["Access-Control-Allow-Methods"] = ", ".join(allowed)
+                requested = request.headers.get("Access-Control-Request-Headers", "").strip()
+                response["Access-Control-Allow-Headers"] = (
+                    requested if _HEADER_LIST.fullmatch(requested) else "Authorization, Content-Type"
+                )
+                response["Access-Control-Max-Age"] = "86400"
+            elif request.method not in allowed:
+                response = JsonResponse(
+                    {"error": "invalid_request", "error_description": "Method not allowed."}, status=405
+                )
+                response["Allow"] = ", ".join(allowed)
+                response["Cache-Control"] = "no-store"
+            else:
+                response = view(request, *args, **kwargs)
+            response["Access-Control-Allow-Origin"] = "*"
+            if expose_header:
+                response["Access-Control-Expose-Headers"] = expose_header
+            return response
+
+        wrapper.csrf_exempt = True  # no cookie is read here, so there is nothing to forge
+        return wrapper
+
+    return decorator
+
+
+def no_store(response: HttpResponse) -> HttpResponse:
+    """RFC 6749 section 5.1: responses carrying (or refusing) credentials are never cached."""
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def oauth_error_response(exc: OAuthError, *, headers: dict[str, str] | None = None) -> JsonResponse:
+    """RFC 6749 section 5.2: a JSON error body with a fixed description (no input echoed)."""
+    return no_store(JsonResponse(exc.as_dict(), status=exc.status, headers=headers))

@@ -1,0 +1,75 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import ApiKey
+
+
+class Grant(models.Model):
+    """A user's consent for one client hostname, and which key it handed out."""
+
+    class RevokedBy(models.TextChoices):
+        USER = "user", "The user"
+        ADMIN = "admin", "An administrator"
+        REPLAY = "replay", "Code replay detected"
+        CLIENT = "client", "The app itself"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grants")
+    client_id = models.CharField(max_length=255, help_text="The app's hostname (IDNA A-labels).")
+    scope = models.CharField(max_length=100)
+    key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="grants")
+    # True when this consent created the key (rather than the user choosing an
+    # existing one): revoking the grant then revokes the key too.
+    key_created_by_consent = models.BooleanField(default=False)
+    first_authorized_at = models.DateTimeField(default=timezone.now)
+    last_authorized_at = models.DateTimeField(default=timezone.now, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_by = models.CharField(max_length=16, choices=RevokedBy.choices, blank=True)
+    revoked_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "client_id"], name="one_grant_per_user_and_client")]
+        indexes = [models.Index(fields=["client_id"])]
+        ordering = ["-last_authorized_at"]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} for {self.user}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuthorizationCode(models.Model):
+    """A one-time code (RFC 6749 section 4.1.2). Only its hash is stored."""
+
+    code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="codes")
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    key_created_by_consent = models.BooleanField(default=False)
+    client_id = models.CharField(max_length=255)
+    redirect_uri = models.TextField()
+    scope = models.CharField(max_length=100)
+    code_challenge = models.CharField(max_length=43)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    failed_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"code for {self.client_id} ({self.state_label})"
+
+    def is_expired(self, now=None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    @property
+    def state_label(self) -> str:
+        if self.redeemed_at:
+            return "redeemed"
+        return "expired" if self.is_expired() else "pending"

@@ -1,0 +1,52 @@
+"""GET /v1/me: the built-in protected API that proves a key works.
+
+Keys are checked by hash lookup only (no decryption, no slow hash) and
+last-used times are written at most once a minute per key.
+"""
+
+from django.http import HttpRequest, JsonResponse
+
+from accounts.models import ApiKey
+from accounts.services import key_touch
+from oauthprovider.http import no_store, public_cors
+
+_CHALLENGE = 'Bearer realm="keygrant"'
+
+
+def presented_key(request: HttpRequest) -> str | None:
+    """The key from `x-api-key`, or from `Authorization: Bearer` (RFC 6750 section 2.1)."""
+    header = request.headers.get("X-Api-Key")
+    if header:
+        return header.strip()
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+def _unauthorized(description: str, *, invalid: bool) -> JsonResponse:
+    error = "invalid_token" if invalid else "unauthorized"
+    challenge = _CHALLENGE + (f', error="invalid_token", error_description="{description}"' if invalid else "")
+    response = JsonResponse({"error": error, "error_description": description}, status=401)
+    response["WWW-Authenticate"] = challenge
+    return no_store(response)
+
+
+@public_cors(methods=["GET", "HEAD"], expose=["WWW-Authenticate"])
+def me(request: HttpRequest) -> JsonResponse:
+    raw = presented_key(request)
+    if raw is None:
+        return _unauthorized("An API key is required (x-api-key or Authorization: Bearer).", invalid=False)
+    key = ApiKey.objects.for_raw_key(raw)
+    if key is None:
+        return _unauthorized("The API key is unknown or revoked.", invalid=True)
+    key_touch(key=key)
+    user = key.user
+    return no_store(
+        JsonResponse(
+            {
+                "user": {"id": user.pk, "username": user.get_username(), "name": user.get_full_name()},
+                "key": {"name": key.name, "prefix": key.prefix},
+            }
+        )
+    )

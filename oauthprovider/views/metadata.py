@@ -1,0 +1,30 @@
+"""GET /.well-known/oauth-authorization-server (RFC 8414)."""
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+
+from oauthprovider.http import public_cors
+from oauthprovider.protocol import GRANT_TYPE_AUTHORIZATION_CODE, SUPPORTED_SCOPES
+
+
+def authorization_server_metadata() -> dict:
+    issuer = settings.OAUTH_ISSUER
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/getKeys/authorize",
+        "token_endpoint": f"{issuer}/getKeys/token",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [GRANT_TYPE_AUTHORIZATION_CODE],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": list(SUPPORTED_SCOPES),
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+@public_cors(methods=["GET", "HEAD"])
+def oauth_authorization_server(request: HttpRequest) -> JsonResponse:
+    response = JsonResponse(authorization_server_metadata())
+    response["Cache-Control"] = "public, max-age=300"
+    return response

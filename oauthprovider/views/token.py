@@ -1,0 +1,62 @@
+"""POST /getKeys/token: the code exchange (RFC 6749 4.1.3, RFC 7636 4.6)."""
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
+
+from accounts.audit import RequestContext, client_ip
+from oauthprovider.http import no_store, oauth_error_response, public_cors
+from oauthprovider.protocol import OAuthError, parse_token_request
+from oauthprovider.services import code_redeem
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _failure_key(request: HttpRequest) -> str:
+    return f"oauth:token-failures:{client_ip(request) or 'unknown'}"
+
+
+def _throttled(request: HttpRequest) -> bool:
+    return (cache.get(_failure_key(request)) or 0) >= settings.OAUTH_TOKEN_FAILURES_PER_ADDRESS
+
+
+def _count_failure(request: HttpRequest) -> None:
+    key = _failure_key(request)
+    cache.add(key, 0, timeout=settings.OAUTH_TOKEN_FAILURE_WINDOW_SECONDS)
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=settings.OAUTH_TOKEN_FAILURE_WINDOW_SECONDS)
+
+
+def _form_params(request: HttpRequest) -> dict[str, list[str]]:
+    if (request.content_type or "").lower() != FORM:
+        raise OAuthError("invalid_request", f"The request body must be {FORM}.")
+    try:
+        return dict(request.POST.lists())
+    except (RequestDataTooBig, TooManyFieldsSent, RawPostDataException):
+        raise OAuthError("invalid_request", "The request body is too large.") from None
+
+
+@public_cors(methods=["POST"])
+def token(request: HttpRequest) -> HttpResponse:
+    if _throttled(request):
+        retry = settings.OAUTH_TOKEN_FAILURE_WINDOW_SECONDS
+        return oauth_error_response(
+            OAuthError(
+                "slow_down",
+                f"Too many failed token requests from this address; retry in {retry} seconds.",
+                status=429,
+            ),
+            headers={"Retry-After": str(retry)},
+        )
+    try:
+        token_request = parse_token_request(_form_params(request))
+        key, scope = code_redeem(token_request=token_request, context=RequestContext.from_request(request))
+        access_token = key.plaintext()
+    except OAuthError as exc:
+        if exc.error == "invalid_grant":
+            _count_failure(request)
+        return oauth_error_response(exc)
+    return no_store(JsonResponse({"access_token": access_token, "token_type": "Bearer", "scope": scope}))

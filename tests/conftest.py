@@ -1,0 +1,133 @@
+"""Shared fixtures: people (alice, bob, mallory), PKCE pairs, and a flow driver."""
+
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from accounts.audit import SYSTEM
+from accounts.models import ApiKey, User
+from accounts.services import key_create
+from oauthprovider.protocol import s256_challenge
+
+CLIENT_ID = "yourapp.com"
+REDIRECT_URI = "https://yourapp.com/callback"
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_clean(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_user(username: str) -> User:
+    return User.objects.create_user(username=username, password=f"{username}-password", email=f"{username}@example.com")
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return make_user("bob")
+
+
+@pytest.fixture
+def mallory(db) -> User:
+    return make_user("mallory")
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def alice_key(alice) -> tuple[ApiKey, str]:
+    return key_create(user=alice, name="laptop", context=SYSTEM)
+
+
+@dataclass
+class PkcePair:
+    verifier: str
+    challenge: str
+
+
+def new_pkce_pair() -> PkcePair:
+    verifier = secrets.token_urlsafe(48)[:64]
+    return PkcePair(verifier=verifier, challenge=s256_challenge(verifier))
+
+
+@pytest.fixture
+def pkce_pair() -> PkcePair:
+    return new_pkce_pair()
+
+
+def authorize_params(pkce: PkcePair, **overrides) -> dict[str, str]:
+    params = {
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "response_type": "code",
+        "scope": "key:read",
+        "code_challenge": pkce.challenge,
+        "code_challenge_method": "S256",
+        "state": "random-state-value",
+    }
+    params.update(overrides)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def authorize_url(params: dict[str, str]) -> str:
+    return "/getKeys/authorize?" + urlencode(params)
+
+
+def consent_request_id(response) -> str:
+    match = re.search(rb'name="request" value="([^"]+)"', response.content)
+    assert match, "the consent page carries an opaque request id"
+    return match.group(1).decode()
+
+
+def query_of(location: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(location).query)
+
+
+def approve(client: Client, params: dict[str, str], *, key: str = "new") -> str:
+    """Walk authorize -> consent -> Allow; returns the redirect Location."""
+    page = client.get(authorize_url(params))
+    assert page.status_code == 200, page.content[:500]
+    response = client.post(
+        "/getKeys/authorize", {"request": consent_request_id(page), "decision": "allow", "key": key}
+    )
+    assert response.status_code == 302
+    return response["Location"]
+
+
+def issue_code(client: Client, pkce: PkcePair, **overrides) -> str:
+    location = approve(client, authorize_params(pkce, **overrides), key=overrides.pop("key", "new"))
+    return query_of(location)["code"][0]
+
+
+def token_request(client: Client, **data):
+    return client.post("/getKeys/token", urlencode(data), content_type="application/x-www-form-urlencoded")
+
+
+def exchange(client: Client, code: str, pkce: PkcePair, **overrides):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce.verifier,
+    }
+    data.update(overrides)
+    return token_request(client, **{k: v for k, v in data.items() if v is not None})
