@@ -88,6 +88,23 @@ KEY_ENCRYPTION_KEYS = [
 # Last-used times are written at most this often per key.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
 
+# --- Accounts ------------------------------------------------------------------
+
+# Self-service sign-up: open in development, closed in production unless the
+# operator opens it (an open provider hands API keys to anyone who registers).
+SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=DEVELOPMENT)
+# Failed sign-ins, counted per username and per client address in the cache
+# (CACHE_URL: shared across instances). Past "slowdown" failures each attempt
+# must wait LOGIN_THROTTLE_DELAY_SECONDS, doubling per failure; at "lockout"
+# attempts are refused for LOGIN_THROTTLE_LOCKOUT_SECONDS. See docs/accounts.md.
+LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900)
+LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER = env.int("LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER", default=3)
+LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER", default=10)
+LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER", default=10)
+LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER", default=30)
+LOGIN_THROTTLE_DELAY_SECONDS = env.int("LOGIN_THROTTLE_DELAY_SECONDS", default=5)
+LOGIN_THROTTLE_LOCKOUT_SECONDS = env.int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900)
+
 # --- Django --------------------------------------------------------------------
 
 ALLOWED_HOSTS = env.list(
