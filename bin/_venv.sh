@@ -44,8 +44,10 @@ fi
 STAMP="$VENV/.installed-$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${EXTRAS//,/_}"
 if [ ! -f "$STAMP" ]; then
     echo "Installing dependencies${EXTRAS:+ [$EXTRAS]} into .venv ..."
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ROOT${EXTRAS:+[$EXTRAS]}"
+    {
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ROOT${EXTRAS:+[$EXTRAS]}"
+    } 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
     rm -f "$VENV"/.installed-*
     touch "$STAMP"
 fi

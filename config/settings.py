@@ -73,6 +73,22 @@ OAUTH_CODE_MAX_FAILED_ATTEMPTS = env.int("OAUTH_CODE_MAX_FAILED_ATTEMPTS", defau
 OAUTH_TOKEN_FAILURES_PER_ADDRESS = env.int("OAUTH_TOKEN_FAILURES_PER_ADDRESS", default=30)
 OAUTH_TOKEN_FAILURE_WINDOW_SECONDS = env.int("OAUTH_TOKEN_FAILURE_WINDOW_SECONDS", default=300)
 
+# RFC 8707 resource indicators accepted at authorize and token: the built-in
+# API (the issuer's own URL) plus any resource servers (MCP servers) the
+# operator lists. A listed URL also covers the URLs below it.
+OAUTH_RESOURCES = [OAUTH_ISSUER, *env.list("OAUTH_EXTRA_RESOURCES", default=[])]
+# Client ID Metadata Documents (an https URL as client_id, MCP 2025-11-25).
+OAUTH_CIMD_ENABLED = env.bool("OAUTH_CIMD_ENABLED", default=True)
+OAUTH_CIMD_TIMEOUT_SECONDS = env.float("OAUTH_CIMD_TIMEOUT_SECONDS", default=3.0)
+OAUTH_CIMD_MAX_BYTES = env.int("OAUTH_CIMD_MAX_BYTES", default=5120)
+OAUTH_CIMD_CACHE_SECONDS = env.int("OAUTH_CIMD_CACHE_SECONDS", default=300)
+# Tests only: fetch metadata documents over http:// from loopback addresses.
+OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH = env.bool("OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH", default=False)
+if OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH and not DEVELOPMENT:
+    raise ImproperlyConfigured(
+        "OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH lifts the SSRF protections; it is refused when DEBUG is off."
+    )
+
 # --- API keys ----------------------------------------------------------------
 
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).

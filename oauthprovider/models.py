@@ -15,7 +15,11 @@ class Grant(models.Model):
         CLIENT = "client", "The app itself"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grants")
-    client_id = models.CharField(max_length=255, help_text="The app's hostname (IDNA A-labels).")
+    client_id = models.CharField(
+        max_length=255, help_text="The app's hostname (IDNA A-labels), or its metadata document URL."
+    )
+    # The name a metadata-document client gives itself (unverified; shown beside the host).
+    client_name = models.CharField(max_length=100, blank=True)
     scope = models.CharField(max_length=100)
     key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="grants")
     # True when this consent created the key (rather than the user choosing an
@@ -54,6 +58,8 @@ class AuthorizationCode(models.Model):
     redirect_uri = models.TextField()
     scope = models.CharField(max_length=100)
     code_challenge = models.CharField(max_length=43)
+    # RFC 8707 resource indicators the authorization request named.
+    resources = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
     redeemed_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -61,6 +67,8 @@ class AuthorizationCode(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The admin's list order and date filter; purge_codes uses expires_at.
+        indexes = [models.Index(fields=["created_at"])]
 
     def __str__(self) -> str:
         return f"code for {self.client_id} ({self.state_label})"
@@ -73,3 +81,27 @@ class AuthorizationCode(models.Model):
         if self.redeemed_at:
             return "redeemed"
         return "expired" if self.is_expired() else "pending"
+
+
+class ResourceServer(models.Model):
+    """A resource server (an MCP server, a separate API) allowed to introspect keys.
+
+    Operators issue its credentials in admin; only a hash of the secret is kept.
+    """
+
+    name = models.CharField(max_length=100)
+    client_id = models.CharField(max_length=64, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -14,7 +14,7 @@ SESSION_KEY = "oauth_pending"
 MAX_PENDING = 10  # several tabs at once, but not an unbounded session
 
 
-def pending_store(session: SessionBase, *, user_id: int, params: dict[str, str]) -> str:
+def pending_store(session: SessionBase, *, user_id: int, params: dict[str, list[str]]) -> str:
     now = time.time()
     pending = {
         rid: entry
@@ -33,7 +33,7 @@ def pending_store(session: SessionBase, *, user_id: int, params: dict[str, str])
     return rid
 
 
-def pending_get(session: SessionBase, *, rid: str, user_id: int) -> dict[str, str] | None:
+def pending_get(session: SessionBase, *, rid: str, user_id: int) -> dict[str, list[str]] | None:
     entry = session.get(SESSION_KEY, {}).get(rid) if isinstance(rid, str) else None
     if not entry or entry["user"] != user_id or entry["expires"] <= time.time():
         return None

@@ -9,8 +9,9 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import idna
@@ -104,16 +105,33 @@ _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 @dataclass(frozen=True)
 class Client:
-    """A client app, identified by its hostname (DESIGN.md "Clients")."""
+    """A client app, identified by its hostname (DESIGN.md "Clients").
+
+    Or by the https URL of its Client ID Metadata Document (MCP 2025-11-25):
+    then `name` and `redirect_uris` come from that document, fetched from
+    `host`, and redirect URIs must be among them exactly.
+    """
 
     client_id: str  # exactly as the app sent it
     host: str  # lower-case, IDNA A-labels: what redirect URIs must match
     display_host: str  # Unicode form, for people
     is_loopback: bool = False
+    name: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    is_metadata_document: bool = False
 
     @property
     def is_idn(self) -> bool:
         return self.display_host != self.host
+
+    @property
+    def grant_id(self) -> str:
+        """What grants and keys record: the hostname, or the metadata document URL."""
+        return self.client_id if self.is_metadata_document else self.host
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.display_host})" if self.name else self.display_host
 
 
 def validate_client_id(raw: str | None, *, allow_loopback: bool) -> Client:
@@ -156,14 +174,15 @@ _HTTP_URI = re.compile(r"(?P<scheme>https?)://(?P<authority>[^/?]*)(?P<rest>[/?]
 _AUTHORITY = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?")
 
 
-def validate_redirect_uri(raw: str | None, client: Client) -> str:
-    """DESIGN.md: an absolute https URL on the client's host, checked as a string.
+@dataclass(frozen=True)
+class _UriParts:
+    scheme: str
+    host: str  # lower-case
+    path: str
 
-    Returns `raw` unchanged: the caller redirects to exactly the string that
-    was validated, never to one rebuilt by a parser (RFC 9700 section 4.1).
-    """
-    if raw is None:
-        raise _bad_client("The redirect_uri parameter is missing.")
+
+def _split_uri(raw: str) -> _UriParts:
+    """String checks first, then a strict split: no parser guesses (DESIGN.md)."""
     if not _URI_CHARS.fullmatch(raw) or _BAD_PERCENT.search(raw):
         raise _bad_client(
             "The redirect_uri must be plain ASCII without spaces, control characters, "
@@ -174,19 +193,38 @@ def validate_redirect_uri(raw: str | None, client: Client) -> str:
     match = _HTTP_URI.fullmatch(raw)
     if not match:
         raise _bad_client("The redirect_uri must be an absolute https:// URL.")
-    if match["scheme"] != "https" and not client.is_loopback:
-        raise _bad_client("The redirect_uri must use https:// (http:// is only for loopback apps).")
     authority = match["authority"]
     if "@" in authority:
         raise _bad_client("The redirect_uri must not contain a user name or password.")
     parts = _AUTHORITY.fullmatch(authority)
     if not parts or (parts["port"] is not None and not 0 < int(parts["port"]) < 65536):
         raise _bad_client("The redirect_uri has an invalid host or port.")
-    if parts["host"].lower() != client.host:
-        raise _bad_client("The redirect_uri must be on the client's own host (the client_id).")
     path = (match["rest"] or "").split("?", 1)[0]
     if any(segment.lower().replace("%2e", ".") in (".", "..") for segment in path.split("/")):
         raise _bad_client("The redirect_uri must not contain . or .. path segments.")
+    return _UriParts(scheme=match["scheme"], host=parts["host"].lower(), path=path)
+
+
+def validate_redirect_uri(raw: str | None, client: Client) -> str:
+    """DESIGN.md: an absolute https URL on the client's host, checked as a string.
+
+    Returns `raw` unchanged: the caller redirects to exactly the string that
+    was validated, never to one rebuilt by a parser (RFC 9700 section 4.1).
+    """
+    if raw is None:
+        raise _bad_client("The redirect_uri parameter is missing.")
+    parts = _split_uri(raw)
+    if client.is_metadata_document:
+        # The document lists the redirect URIs: exact string match (RFC 9700 2.1).
+        if raw not in client.redirect_uris:
+            raise _bad_client("The redirect_uri is not one of those in the client's metadata document.")
+        if parts.host in LOOPBACK_HOSTS or (parts.scheme == "https" and parts.host == client.host):
+            return raw
+        raise _bad_client("The redirect_uri must be on the client's own host, or a loopback address.")
+    if parts.scheme != "https" and not client.is_loopback:
+        raise _bad_client("The redirect_uri must use https:// (http:// is only for loopback apps).")
+    if parts.host != client.host:
+        raise _bad_client("The redirect_uri must be on the client's own host (the client_id).")
     return raw
 
 
@@ -231,6 +269,98 @@ def pkce_verify(verifier: str | None, challenge: str) -> bool:
     return hmac.compare_digest(s256_challenge(verifier), challenge)
 
 
+# --- Client ID Metadata Documents (MCP authorization, 2025-11-25) ---------------------------
+
+MAX_METADATA_URL = 255  # grants record it; longer URLs are refused
+MAX_CLIENT_NAME = 100
+MAX_REDIRECT_URIS = 10
+
+def is_metadata_document_url(raw: str) -> bool:
+    return raw.startswith(("https://", "http://"))
+
+
+def validate_metadata_document_url(raw: str, *, allow_insecure: bool = False) -> _UriParts:
+    """An https URL with a path, no fragment, no dot segments, no userinfo."""
+    try:
+        parts = _split_uri(raw)
+    except OAuthError:
+        raise _bad_client("The client_id URL is not a valid https URL.") from None
+    if len(raw) > MAX_METADATA_URL:
+        raise _bad_client("The client_id URL is too long.")
+    if parts.scheme != "https" and not allow_insecure:
+        raise _bad_client("A client_id URL must use https://.")
+    if parts.path in ("", "/"):
+        raise _bad_client("A client_id URL must have a path (it names a metadata document).")
+    return parts
+
+
+def client_from_metadata_document(url: str, document: Mapping[str, Any], *, host: str) -> Client:
+    """Validate a fetched metadata document; its client_id must be its own URL."""
+    if document.get("client_id") != url:
+        raise _bad_client("The client's metadata document names another client_id.")
+    uris = document.get("redirect_uris")
+    if (
+        not isinstance(uris, list)
+        or not uris
+        or len(uris) > MAX_REDIRECT_URIS
+        or not all(isinstance(u, str) and len(u) <= MAX_REDIRECT_URI for u in uris)
+    ):
+        raise _bad_client("The client's metadata document has no valid redirect_uris.")
+    method = document.get("token_endpoint_auth_method", "none")
+    if method != "none":
+        raise _bad_client("Only public clients (token_endpoint_auth_method none) are supported.")
+    name = document.get("client_name")
+    if not isinstance(name, str) or not name.strip() or _has_control_chars(name):
+        name = None
+    else:
+        name = " ".join(name.split())[:MAX_CLIENT_NAME]
+    try:
+        display = idna.decode(host)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        display = host
+    return Client(
+        client_id=url,
+        host=host,
+        display_host=display,
+        name=name,
+        redirect_uris=tuple(uris),
+        is_metadata_document=True,
+    )
+
+
+# --- Resource indicators (RFC 8707) ----------------------------------------------------------
+
+MAX_RESOURCES = 5
+
+
+def resource_allowed(resource: str, allowed: Sequence[str]) -> bool:
+    """Equal to a configured resource, or below one at a path boundary."""
+    value = resource.rstrip("/")
+    for configured in allowed:
+        base = configured.rstrip("/")
+        if value == base or value.startswith(base + "/"):
+            return True
+    return False
+
+
+def parse_resources(params: Params, *, allowed: Sequence[str]) -> tuple[str, ...]:
+    """RFC 8707 section 2: absolute URIs without a fragment, each one we serve."""
+    values = [v for v in params.get("resource", ()) if v != ""]
+    if len(values) > MAX_RESOURCES:
+        raise OAuthError("invalid_target", "Too many resource parameters.")
+    for value in values:
+        if (
+            len(value) > MAX_REDIRECT_URI
+            or "#" in value
+            or not _URI_CHARS.fullmatch(value)
+            or not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/?#]+.*", value, re.DOTALL)
+        ):
+            raise OAuthError("invalid_target", "A resource must be an absolute URI without a fragment.")
+        if not resource_allowed(value, allowed):
+            raise OAuthError("invalid_target", "The requested resource is not served by this provider.")
+    return tuple(dict.fromkeys(values))
+
+
 # --- Authorization request (RFC 6749 section 4.1.1) ----------------------------------------
 
 
@@ -241,28 +371,43 @@ class AuthorizationRequest:
     scope: str
     code_challenge: str
     state: str | None = None
+    resources: tuple[str, ...] = ()
 
-    def as_params(self) -> dict[str, str]:
+    def as_params(self) -> dict[str, list[str]]:
         """The request as query parameters, to validate again later."""
         params = {
-            "client_id": self.client.client_id,
-            "redirect_uri": self.redirect_uri,
-            "response_type": "code",
-            "scope": self.scope,
-            "code_challenge": self.code_challenge,
-            "code_challenge_method": "S256",
+            "client_id": [self.client.client_id],
+            "redirect_uri": [self.redirect_uri],
+            "response_type": ["code"],
+            "scope": [self.scope],
+            "code_challenge": [self.code_challenge],
+            "code_challenge_method": ["S256"],
+            "resource": list(self.resources),
         }
         if self.state is not None:
-            params["state"] = self.state
+            params["state"] = [self.state]
         return params
 
 
-def parse_authorization_request(params: Params, *, allow_loopback: bool) -> AuthorizationRequest:
-    """Validate in DESIGN.md's order: client_id, redirect_uri, then the rest."""
-    client = validate_client_id(
-        single_param(params, "client_id", max_length=MAX_CLIENT_ID, redirectable=False),
-        allow_loopback=allow_loopback,
-    )
+def parse_authorization_request(
+    params: Params,
+    *,
+    allow_loopback: bool,
+    allowed_resources: Sequence[str] = (),
+    resolve_metadata_client: Callable[[str], Client] | None = None,
+) -> AuthorizationRequest:
+    """Validate in DESIGN.md's order: client_id, redirect_uri, then the rest.
+
+    `resolve_metadata_client` turns a metadata document URL into a Client
+    (it fetches; raising a non-redirectable OAuthError on failure).
+    """
+    raw_client_id = single_param(params, "client_id", max_length=MAX_REDIRECT_URI, redirectable=False)
+    if raw_client_id is not None and is_metadata_document_url(raw_client_id) and resolve_metadata_client:
+        client = resolve_metadata_client(raw_client_id)
+    else:
+        if raw_client_id is not None and len(raw_client_id) > MAX_CLIENT_ID:
+            raise _bad_client("The client_id parameter is too long.")
+        client = validate_client_id(raw_client_id, allow_loopback=allow_loopback)
     redirect_uri = validate_redirect_uri(
         single_param(params, "redirect_uri", max_length=MAX_REDIRECT_URI, redirectable=False), client
     )
@@ -288,11 +433,17 @@ def parse_authorization_request(params: Params, *, allow_loopback: bool) -> Auth
             raise OAuthError("invalid_request", "PKCE is required with code_challenge_method=S256.")
         if not _S256_CHALLENGE.fullmatch(challenge):
             raise OAuthError("invalid_request", "The code_challenge is not a base64url SHA-256 value.")
+        resources = parse_resources(params, allowed=allowed_resources)
     except OAuthError as exc:
         exc.redirect_uri, exc.state = redirect_uri, state
         raise
     return AuthorizationRequest(
-        client=client, redirect_uri=redirect_uri, scope=scope, code_challenge=challenge, state=state
+        client=client,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        code_challenge=challenge,
+        state=state,
+        resources=resources,
     )
 
 
@@ -305,9 +456,10 @@ class TokenRequest:
     client_id: str
     redirect_uri: str
     code_verifier: str | None
+    resources: tuple[str, ...] = ()
 
 
-def parse_token_request(params: Params) -> TokenRequest:
+def parse_token_request(params: Params, *, allowed_resources: Sequence[str] = ()) -> TokenRequest:
     """Shape checks only; whether the code fits is the redemption's business."""
     grant_type = single_param(params, "grant_type", max_length=MAX_SHORT)
     code = single_param(params, "code", max_length=MAX_CODE)
@@ -321,9 +473,73 @@ def parse_token_request(params: Params) -> TokenRequest:
     for name, value in (("code", code), ("client_id", client_id), ("redirect_uri", redirect_uri)):
         if value is None:
             raise OAuthError("invalid_request", f"The {name} parameter is missing.")
-    return TokenRequest(code=code, client_id=client_id, redirect_uri=redirect_uri, code_verifier=verifier)
+    resources = parse_resources(params, allowed=allowed_resources)
+    return TokenRequest(
+        code=code, client_id=client_id, redirect_uri=redirect_uri, code_verifier=verifier, resources=resources
+    )
 
 
 def hash_code(code: str) -> str:
     """Only this hash is stored, so a leaked database holds no usable code."""
     return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --- Dynamic client registration (RFC 7591) -------------------------------------------------
+
+
+class RegistrationError(Exception):
+    """RFC 7591 section 3.2.2: invalid_redirect_uri or invalid_client_metadata."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+    def as_dict(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+def _host_of(uri: str) -> str:
+    try:
+        return _split_uri(uri).host
+    except OAuthError as exc:
+        raise RegistrationError("invalid_redirect_uri", exc.description) from None
+
+
+def register_client(metadata: Any, *, allow_loopback: bool) -> dict[str, Any]:
+    """Stateless registration: the client_id is the redirect URIs' common host.
+
+    Nothing is stored, so the same request always gets the same answer.
+    Requested metadata we do not support (client secrets, refresh tokens) is
+    replaced by what we do support, as RFC 7591 section 3.2.1 allows.
+    """
+    if not isinstance(metadata, dict):
+        raise RegistrationError("invalid_client_metadata", "The body must be a JSON object.")
+    uris = metadata.get("redirect_uris")
+    if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
+        raise RegistrationError("invalid_redirect_uri", "redirect_uris must be a non-empty list of URLs.")
+    if len(uris) > MAX_REDIRECT_URIS or any(len(u) > MAX_REDIRECT_URI for u in uris):
+        raise RegistrationError("invalid_redirect_uri", "Too many or too long redirect_uris.")
+    hosts = {_host_of(u) for u in uris}
+    if len(hosts) != 1:
+        raise RegistrationError("invalid_redirect_uri", "All redirect_uris must be on one host (the client_id).")
+    try:
+        client = validate_client_id(hosts.pop(), allow_loopback=allow_loopback)
+        for uri in uris:
+            validate_redirect_uri(uri, client)
+    except OAuthError as exc:
+        raise RegistrationError("invalid_redirect_uri", exc.description) from None
+    grant_types = metadata.get("grant_types", [GRANT_TYPE_AUTHORIZATION_CODE])
+    if not isinstance(grant_types, list) or GRANT_TYPE_AUTHORIZATION_CODE not in grant_types:
+        raise RegistrationError("invalid_client_metadata", "Only the authorization_code grant is offered.")
+    response_types = metadata.get("response_types", ["code"])
+    if not isinstance(response_types, list) or "code" not in response_types:
+        raise RegistrationError("invalid_client_metadata", "Only response_type code is offered.")
+    return {
+        "client_id": client.host,
+        "redirect_uris": list(dict.fromkeys(uris)),
+        "token_endpoint_auth_method": "none",
+        "grant_types": [GRANT_TYPE_AUTHORIZATION_CODE],
+        "response_types": ["code"],
+        "scope": SCOPE_KEY_READ,
+    }

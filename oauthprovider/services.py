@@ -3,6 +3,7 @@
 Each function is one transaction and records its audit events inside it.
 """
 
+import hashlib
 import secrets
 from datetime import timedelta
 
@@ -14,8 +15,15 @@ from django.utils import timezone
 from accounts.audit import RequestContext, audit_record
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_create, key_revoke
-from oauthprovider.models import AuthorizationCode, Grant
-from oauthprovider.protocol import AuthorizationRequest, OAuthError, TokenRequest, hash_code, pkce_verify
+from oauthprovider.models import AuthorizationCode, Grant, ResourceServer
+from oauthprovider.protocol import (
+    SCOPE_KEY_READ,
+    AuthorizationRequest,
+    OAuthError,
+    TokenRequest,
+    hash_code,
+    pkce_verify,
+)
 
 NEW_KEY = "new"
 
@@ -45,16 +53,15 @@ def consent_approve(
     now = timezone.now()
     with transaction.atomic():
         if key_choice == NEW_KEY:
-            key, _ = key_create(
-                user=user, name=client.display_host, context=context, created_for_client=client.host
-            )
+            key, _ = key_create(user=user, name=client.label, context=context, created_for_client=client.grant_id)
             created = True
         else:
             key, created = _chosen_key(user=user, key_choice=key_choice), False
         grant, _ = Grant.objects.select_for_update().get_or_create(
-            user=user, client_id=client.host, defaults={"scope": auth_request.scope, "first_authorized_at": now}
+            user=user, client_id=client.grant_id, defaults={"scope": auth_request.scope, "first_authorized_at": now}
         )
         grant.scope = auth_request.scope
+        grant.client_name = client.name or ""
         grant.key = key
         grant.key_created_by_consent = created
         grant.last_authorized_at = now
@@ -65,9 +72,14 @@ def consent_approve(
             context=context,
             actor=user,
             subject=user,
-            client_id=client.host,
+            client_id=client.grant_id,
             key_prefix=key.prefix,
-            detail={"scope": auth_request.scope, "new_key": created, "redirect_uri": auth_request.redirect_uri},
+            detail={
+                "scope": auth_request.scope,
+                "new_key": created,
+                "redirect_uri": auth_request.redirect_uri,
+                "resources": list(auth_request.resources),
+            },
         )
         code = secrets.token_urlsafe(32)  # 256 bits
         AuthorizationCode.objects.create(
@@ -80,6 +92,7 @@ def consent_approve(
             redirect_uri=auth_request.redirect_uri,
             scope=auth_request.scope,
             code_challenge=auth_request.code_challenge,
+            resources=list(auth_request.resources),
             created_at=now,
             expires_at=now + timedelta(seconds=settings.OAUTH_CODE_TTL_SECONDS),
         )
@@ -88,7 +101,7 @@ def consent_approve(
             context=context,
             actor=user,
             subject=user,
-            client_id=client.host,
+            client_id=client.grant_id,
             key_prefix=key.prefix,
         )
     return code
@@ -100,7 +113,7 @@ def consent_deny(*, user: User, auth_request: AuthorizationRequest, context: Req
         context=context,
         actor=user,
         subject=user,
-        client_id=auth_request.client.host,
+        client_id=auth_request.client.grant_id,
     )
 
 
@@ -143,6 +156,9 @@ def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tupl
         )
     if not code.key.is_active or not code.grant.is_active:
         raise _invalid_grant("The key or grant behind this code has been revoked.")
+    # RFC 8707 section 2.2: the token request may narrow, never widen, the resources.
+    if code.resources and not set(token_request.resources) <= set(code.resources):
+        raise OAuthError("invalid_target", "The resource differs from the one in the authorization request.")
     # savepoint=False: one transaction, and no SAVEPOINT round trips.
     with transaction.atomic(savepoint=False):
         won = AuthorizationCode.objects.filter(pk=code.pk, redeemed_at__isnull=True).update(redeemed_at=now)
@@ -242,3 +258,64 @@ def grant_revoke(
                 detail={"by": by, "keys_revoked": [k.prefix for k in revoked]},
             )
     return revoked
+
+
+def key_return(*, raw_key: str, client_grant_id: str, context: RequestContext) -> None:
+    """RFC 7009: an app gives back the key it received.
+
+    Revokes that app's grant (and the keys its consents created); a key the
+    user chose from their own keys stays active, as when the user revokes
+    the grant. Unknown keys and other apps' grants are left alone, silently.
+    """
+    key = ApiKey.objects.for_raw_key(raw_key)
+    if key is None:
+        return
+    grant = Grant.objects.filter(user_id=key.user_id, client_id=client_grant_id, key=key).first()
+    if grant is not None:
+        grant_revoke(grant=grant, by=Grant.RevokedBy.CLIENT, actor=None, context=context)
+    elif key.created_for_client == client_grant_id:
+        key_revoke(key=key, context=context, actor_kind=AuditEvent.Actor.CLIENT, reason="returned by the app")
+
+
+def resource_server_create(*, name: str) -> tuple[ResourceServer, str, str]:
+    """Issue introspection credentials; the secret is returned once, only its hash is kept."""
+    client_id = "rs_" + secrets.token_urlsafe(16)
+    secret = secrets.token_urlsafe(32)
+    server = ResourceServer.objects.create(name=name, client_id=client_id, secret_hash=_secret_hash(secret))
+    return server, client_id, secret
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def resource_server_authenticate(*, client_id: str, secret: str) -> ResourceServer | None:
+    server = ResourceServer.objects.filter(client_id=client_id[:64], revoked_at__isnull=True).first()
+    if server is None or not secrets.compare_digest(server.secret_hash, _secret_hash(secret)):
+        return None
+    now = timezone.now()
+    if server.last_used_at is None or now - server.last_used_at > timedelta(minutes=1):
+        ResourceServer.objects.filter(pk=server.pk).update(last_used_at=now)
+    return server
+
+
+def key_introspect(*, raw_key: str) -> dict:
+    """RFC 7662 section 2.2: what a resource server may know about a key, never the key."""
+    key = ApiKey.objects.for_raw_key(raw_key)
+    if key is None:
+        return {"active": False}
+    holder = key.created_for_client or (
+        Grant.objects.filter(key=key, revoked_at__isnull=True).values_list("client_id", flat=True).first()
+    )
+    answer = {
+        "active": True,
+        "scope": SCOPE_KEY_READ,
+        "token_type": "Bearer",
+        "username": key.user.get_username(),
+        "sub": str(key.user_id),
+        "iat": int(key.created_at.timestamp()),
+        "iss": settings.OAUTH_ISSUER,
+    }
+    if holder:
+        answer["client_id"] = holder
+    return answer

@@ -4,13 +4,12 @@ Keys are checked by hash lookup only (no decryption, no slow hash) and
 last-used times are written at most once a minute per key.
 """
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
 from accounts.models import ApiKey
 from accounts.services import key_touch
 from oauthprovider.http import no_store, public_cors
-
-_CHALLENGE = 'Bearer realm="keygrant"'
 
 
 def presented_key(request: HttpRequest) -> str | None:
@@ -24,9 +23,22 @@ def presented_key(request: HttpRequest) -> str | None:
     return None
 
 
+def _challenge(*, error_description: str | None) -> str:
+    """RFC 6750 section 3, with RFC 9728 section 5.1's resource_metadata for discovery."""
+    parts = [
+        'realm="keygrant"',
+        f'resource_metadata="{settings.OAUTH_ISSUER}/.well-known/oauth-protected-resource"',
+        'scope="key:read"',
+    ]
+    if error_description:
+        parts += ['error="invalid_token"', f'error_description="{error_description}"']
+    return "Bearer " + ", ".join(parts)
+
+
 def _unauthorized(description: str, *, invalid: bool) -> JsonResponse:
+    # RFC 6750 3.1: a request without credentials gets no error code in the challenge.
     error = "invalid_token" if invalid else "unauthorized"
-    challenge = _CHALLENGE + (f', error="invalid_token", error_description="{description}"' if invalid else "")
+    challenge = _challenge(error_description=description if invalid else None)
     response = JsonResponse({"error": error, "error_description": description}, status=401)
     response["WWW-Authenticate"] = challenge
     return no_store(response)

@@ -10,13 +10,19 @@ from django.views.decorators.http import require_http_methods
 from accounts.audit import RequestContext
 from accounts.models import ApiKey
 from oauthprovider import pending, protocol
+from oauthprovider.cimd import resolve_metadata_client
 from oauthprovider.models import Grant
 from oauthprovider.protocol import AuthorizationRequest, OAuthError
 from oauthprovider.services import NEW_KEY, KeyChoiceError, consent_approve, consent_deny
 
 
 def _parse(params: protocol.Params) -> AuthorizationRequest:
-    return protocol.parse_authorization_request(params, allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS)
+    return protocol.parse_authorization_request(
+        params,
+        allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS,
+        allowed_resources=settings.OAUTH_RESOURCES,
+        resolve_metadata_client=resolve_metadata_client if settings.OAUTH_CIMD_ENABLED else None,
+    )
 
 
 def _redirect(url: str) -> HttpResponse:
@@ -71,7 +77,7 @@ def _previous_choice(request: HttpRequest, auth_request: AuthorizationRequest) -
     """The key chosen last time for this host, if it was an existing key still active."""
     grant = (
         Grant.objects.select_related("key")
-        .filter(user=request.user, client_id=auth_request.client.host)
+        .filter(user=request.user, client_id=auth_request.client.grant_id)
         .first()
     )
     if grant and grant.key and grant.key.is_active and not grant.key_created_by_consent:
@@ -113,7 +119,7 @@ def decide(request: HttpRequest) -> HttpResponse:
             ),
         )
     try:
-        auth_request = _parse({name: [value] for name, value in params.items()})
+        auth_request = _parse(params)
     except OAuthError as exc:
         pending.pending_discard(request.session, rid=rid)
         return error_page(request, exc)

@@ -13,13 +13,19 @@ def authorization_server_metadata() -> dict:
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/getKeys/authorize",
         "token_endpoint": f"{issuer}/getKeys/token",
+        "registration_endpoint": f"{issuer}/getKeys/register",
+        "revocation_endpoint": f"{issuer}/getKeys/revoke",
+        "introspection_endpoint": f"{issuer}/getKeys/introspect",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": [GRANT_TYPE_AUTHORIZATION_CODE],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": list(SUPPORTED_SCOPES),
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": True,
+        "client_id_metadata_document_supported": settings.OAUTH_CIMD_ENABLED,
     }
 
 

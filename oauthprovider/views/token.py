@@ -30,7 +30,7 @@ def _count_failure(request: HttpRequest) -> None:
         cache.set(key, 1, timeout=settings.OAUTH_TOKEN_FAILURE_WINDOW_SECONDS)
 
 
-def _form_params(request: HttpRequest) -> dict[str, list[str]]:
+def form_params(request: HttpRequest) -> dict[str, list[str]]:
     if (request.content_type or "").lower() != FORM:
         raise OAuthError("invalid_request", f"The request body must be {FORM}.")
     try:
@@ -52,7 +52,7 @@ def token(request: HttpRequest) -> HttpResponse:
             headers={"Retry-After": str(retry)},
         )
     try:
-        token_request = parse_token_request(_form_params(request))
+        token_request = parse_token_request(form_params(request), allowed_resources=settings.OAUTH_RESOURCES)
         key, scope = code_redeem(token_request=token_request, context=RequestContext.from_request(request))
         access_token = key.plaintext()
     except OAuthError as exc:
