@@ -121,6 +121,18 @@ LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_LOCKOUT_A
 LOGIN_THROTTLE_DELAY_SECONDS = env.int("LOGIN_THROTTLE_DELAY_SECONDS", default=5)
 LOGIN_THROTTLE_LOCKOUT_SECONDS = env.int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900)
 
+# --- Operations --------------------------------------------------------------
+
+# purge_codes keeps used and expired authorization codes this many days after
+# they expire: a replayed code is only recognised (and its grant revoked, RFC
+# 6749 10.5) while its row exists. See docs/operations.md.
+OAUTH_CODE_RETENTION_DAYS = env.int("OAUTH_CODE_RETENTION_DAYS", default=7)
+# Rows per transaction in purge_codes and rotate_key_encryption: short
+# transactions, so the service keeps serving while they run.
+MAINTENANCE_BATCH_SIZE = env.int("MAINTENANCE_BATCH_SIZE", default=500)
+if OAUTH_CODE_RETENTION_DAYS < 0 or MAINTENANCE_BATCH_SIZE < 1:
+    raise ImproperlyConfigured("OAUTH_CODE_RETENTION_DAYS must be >= 0 and MAINTENANCE_BATCH_SIZE >= 1.")
+
 # --- Django --------------------------------------------------------------------
 
 ALLOWED_HOSTS = env.list(
@@ -271,7 +283,8 @@ SECURE_PROXY_SSL_HEADER = (
 )
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if ISSUER_IS_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = ISSUER_IS_HTTPS
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# The preload flag only makes the site eligible for browsers' HSTS lists.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=ISSUER_IS_HTTPS)
 SESSION_COOKIE_SECURE = ISSUER_IS_HTTPS
 CSRF_COOKIE_SECURE = ISSUER_IS_HTTPS
 if not ISSUER_IS_HTTPS:

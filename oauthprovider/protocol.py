@@ -373,6 +373,10 @@ class AuthorizationRequest:
     state: str | None = None
     resources: tuple[str, ...] = ()
 
+    @property
+    def redirects_to_loopback(self) -> bool:
+        return _split_uri(self.redirect_uri).host in LOOPBACK_HOSTS
+
     def as_params(self) -> dict[str, list[str]]:
         """The request as query parameters, to validate again later."""
         params = {
