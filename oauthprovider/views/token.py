@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
 
 from accounts.audit import RequestContext, client_ip
@@ -37,6 +37,8 @@ def form_params(request: HttpRequest) -> dict[str, list[str]]:
         return dict(request.POST.lists())
     except (RequestDataTooBig, TooManyFieldsSent, RawPostDataException):
         raise OAuthError("invalid_request", "The request body is too large.") from None
+    except BadRequest:  # e.g. a charset other than UTF-8: still a JSON error with CORS (RFC 6749 5.2)
+        raise OAuthError("invalid_request", f"The request body must be UTF-8 {FORM}.") from None
 
 
 @public_cors(methods=["POST"])
