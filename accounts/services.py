@@ -73,3 +73,20 @@ def key_touch(*, key: ApiKey) -> None:
     if key.last_used_is_stale(now):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+
+
+def key_rename(*, key: ApiKey, name: str, context: RequestContext, actor: User) -> None:
+    """Rename a key (names are labels for people; the key itself is unchanged)."""
+    old_name = key.name
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=key.pk).update(name=name[:100])
+        key.name = name[:100]
+        audit_record(
+            kind=AuditEvent.Kind.KEY_RENAMED,
+            context=context,
+            actor=actor,
+            subject_id=key.user_id,
+            client_id=key.created_for_client,
+            key_prefix=key.prefix,
+            detail={"old_name": old_name, "name": key.name},
+        )

@@ -1,0 +1,50 @@
+"""Fixtures for the accounts pages: a second signed-in person, a CSRF-checking browser, a clock."""
+
+import re
+import time
+
+import pytest
+from django.test import Client
+
+LOGIN_URL = "/accounts/login/"
+
+
+@pytest.fixture
+def bob_client(bob) -> Client:
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+@pytest.fixture
+def strict_alice(alice) -> Client:
+    """Alice in a browser whose POSTs are CSRF-checked like a real one's."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    return client
+
+
+def csrf_token_of(response) -> str:
+    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', response.content)
+    assert match, "the page carries a CSRF token in its form"
+    return match.group(1).decode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """Moves time.time() by hand: the throttle and the local-memory cache both read it."""
+    fake = Clock()
+    monkeypatch.setattr(time, "time", lambda: fake.now)
+    return fake
+
+
+def sign_in(client: Client, username: str, password: str, *, ip: str = "127.0.0.1", **data):
+    return client.post(LOGIN_URL, {"username": username, "password": password, **data}, REMOTE_ADDR=ip)

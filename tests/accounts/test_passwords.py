@@ -1,0 +1,71 @@
+"""Changing a password, and resetting a forgotten one by email."""
+
+import re
+
+from django.test import Client
+
+from tests.accounts.conftest import sign_in
+
+RESET_URL = "/accounts/password/reset/"
+
+
+def test_a_signed_in_person_changes_their_password(alice, alice_client):
+    page = alice_client.get("/accounts/password/change/")
+    assert page.status_code == 200
+    assert '<label for="id_old_password">' in page.content.decode()
+    wrong = alice_client.post(
+        "/accounts/password/change/",
+        {"old_password": "nope", "new_password1": "a brand new passphrase", "new_password2": "a brand new passphrase"},
+    )
+    assert wrong.status_code == 200
+    response = alice_client.post(
+        "/accounts/password/change/",
+        {
+            "old_password": "alice-password",
+            "new_password1": "a brand new passphrase",
+            "new_password2": "a brand new passphrase",
+        },
+    )
+    assert response["Location"] == "/accounts/password/change/done/"
+    assert alice_client.get(response["Location"]).status_code == 200
+    assert alice_client.get("/keys/").status_code == 200  # still signed in here
+    assert sign_in(Client(), "alice", "a brand new passphrase").status_code == 302
+    assert sign_in(Client(), "alice", "alice-password").status_code == 200
+
+
+def test_a_forgotten_password_is_reset_through_a_link_sent_by_email(alice, mailoutbox, settings):
+    settings.OAUTH_ISSUER = "https://keys.example.com"
+    settings.ALLOWED_HOSTS = ["testserver", "evil.example"]  # even with a lax host list...
+    client = Client()
+    assert client.get(RESET_URL).status_code == 200
+    response = client.post(RESET_URL, {"email": "alice@example.com"}, HTTP_HOST="evil.example")
+    assert response["Location"] == "/accounts/password/reset/sent/"
+    assert len(mailoutbox) == 1
+    message = mailoutbox[0]
+    assert message.to == ["alice@example.com"]
+    assert message.subject == "Reset your Keygrant password"
+    # ...and the link is built from the configured public URL, not from the request.
+    link = re.search(r"https://keys\.example\.com(/accounts/password/reset/\S+/\S+/)", message.body)
+    assert link, message.body
+
+    to_form = client.get(link.group(1))
+    assert to_form.status_code == 302
+    assert to_form["Location"].endswith("/set-password/")  # the token leaves the URL (no Referer leak)
+    form = client.get(to_form["Location"])
+    assert "Choose a new password" in form.content.decode()
+    done = client.post(
+        to_form["Location"], {"new_password1": "reset passphrase 42", "new_password2": "reset passphrase 42"}
+    )
+    assert done["Location"] == "/accounts/password/reset/done/"
+    assert client.get(done["Location"]).status_code == 200
+    assert sign_in(Client(), "alice", "reset passphrase 42").status_code == 302
+
+    # The link works once.
+    again = Client().get(link.group(1))
+    assert "This link no longer works" in again.content.decode()
+
+
+def test_an_unknown_email_gets_the_same_answer_and_no_mail(db, mailoutbox):
+    response = Client().post(RESET_URL, {"email": "nobody@example.com"})
+    assert response["Location"] == "/accounts/password/reset/sent/"
+    assert mailoutbox == []
