@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -94,6 +95,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
         auth_request = _parse(dict(request.GET.lists()))
     except OAuthError as exc:
         return error_page(request, exc)
+    except TooManyFieldsSent:
+        return error_page(
+            request, OAuthError("invalid_request", "The request has too many parameters.", redirectable=False)
+        )
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     rid = pending.pending_store(request.session, user_id=request.user.pk, params=auth_request.as_params())
