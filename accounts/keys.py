@@ -43,7 +43,8 @@ def looks_like_key(raw: str) -> bool:
     if len(raw) != KEY_LENGTH or not raw.startswith(KEY_PREFIX):
         return False
     body, checksum = raw[len(KEY_PREFIX) : -_CHECKSUM_LENGTH], raw[-_CHECKSUM_LENGTH:]
-    if any(c not in _ALPHABET for c in body):
+    # The checksum too: compare_digest raises TypeError on non-ASCII str.
+    if any(c not in _ALPHABET for c in body + checksum):
         return False
     return secrets.compare_digest(_checksum(body), checksum)
 
