@@ -19,7 +19,9 @@ class RequestContext:
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> "RequestContext":
-        return cls(ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", "")[:300])
+        # PostgreSQL refuses NUL in text columns; a header is client input.
+        user_agent = request.headers.get("User-Agent", "").replace("\x00", "")[:300]
+        return cls(ip_address=client_ip(request), user_agent=user_agent)
 
 
 SYSTEM = RequestContext()
