@@ -33,7 +33,8 @@ class KeyChoiceError(Exception):
 
 
 def _chosen_key(*, user: User, key_choice: str) -> ApiKey:
-    if not key_choice.isdigit() or len(key_choice) > 18:
+    # ASCII digits only: str.isdigit() also accepts "²" (int() then raises) and "١" (int() reads 1).
+    if not (key_choice.isascii() and key_choice.isdigit()) or len(key_choice) > 18:
         raise KeyChoiceError
     key = ApiKey.objects.active().select_for_update().filter(pk=int(key_choice), user=user).first()
     if key is None:
