@@ -82,8 +82,8 @@ def retry_after(*, username: str, ip: str | None) -> int:
     return max([0, *waits])
 
 
-def _incr(key: str) -> int:
-    window = settings.LOGIN_THROTTLE_WINDOW_SECONDS
+def _incr(key: str, window: int) -> int:
+    """Count in a fixed window that starts at the first hit."""
     cache.add(key, 0, timeout=window)
     try:
         return cache.incr(key)
@@ -98,7 +98,7 @@ def record_failure(*, username: str, ip: str | None) -> int:
     longest = 0
     for scope in _scopes(username, ip):
         slowdown_after, lockout_after = scope.limits()
-        wait = delay_after(_incr(scope.count_key), slowdown_after=slowdown_after, lockout_after=lockout_after)
+        wait = delay_after(_incr(scope.count_key, settings.LOGIN_THROTTLE_WINDOW_SECONDS), slowdown_after=slowdown_after, lockout_after=lockout_after)
         if wait:
             cache.set(scope.wait_key, now + wait, timeout=wait)
             longest = max(longest, wait)
@@ -127,3 +127,27 @@ def describe_wait(seconds: int) -> str:
         return f"in {seconds} second{'s' if seconds != 1 else ''}"
     minutes = math.ceil(seconds / 60)
     return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+
+
+# --- Password reset emails ------------------------------------------------------
+
+_RESET_WINDOW = 3600
+
+
+def reset_request_wait(*, email: str, ip: str | None) -> int:
+    """Count one password-reset request; seconds to wait when over the hourly limit (0: go ahead).
+
+    Limits both the requesting address and the target mailbox, whether or not
+    an account uses it, so the form can neither flood a mailbox nor tell
+    which addresses have accounts.
+    """
+    digest = hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:32]
+    now = time.time()
+    waits = []
+    for ident in (f"email:{digest}", f"address:{ip or 'unknown'}"):
+        key = f"{_PREFIX}:reset:{ident}"
+        cache.add(f"{key}:started", now, timeout=_RESET_WINDOW)
+        started = cache.get(f"{key}:started", now)
+        if _incr(key, _RESET_WINDOW) > settings.PASSWORD_RESET_REQUESTS_PER_HOUR:
+            waits.append(max(1, math.ceil(started + _RESET_WINDOW - now)))
+    return max([0, *waits])

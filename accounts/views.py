@@ -4,6 +4,9 @@ The full key appears in exactly one response: the one answering the POST
 that created it (never cached, never in a URL, never in the session).
 """
 
+from urllib.parse import urlsplit
+
+import idna
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
@@ -18,7 +21,8 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.audit import RequestContext
+from accounts import throttle
+from accounts.audit import RequestContext, client_ip
 from accounts.forms import KeyNameForm, SignUpForm, ThrottledAuthenticationForm
 from accounts.models import ApiKey
 from accounts.services import key_create, key_rename, key_revoke
@@ -97,6 +101,13 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def form_valid(self, form):
+        wait = throttle.reset_request_wait(email=form.cleaned_data["email"], ip=client_ip(self.request))
+        if wait:
+            form.add_error(None, f"Too many password reset requests. Try again {throttle.describe_wait(wait)}.")
+            response = self.form_invalid(form)
+            response.status_code = 429
+            response["Retry-After"] = str(wait)
+            return response
         # Links in the email use the configured public URL, never the Host header.
         self.extra_email_context = {"base_url": settings.OAUTH_ISSUER}
         return super().form_valid(form)
@@ -127,8 +138,20 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:keys")
 
 
+def unicode_host(client_id: str) -> str:
+    """A client hostname (or metadata document URL) for people: IDN in Unicode."""
+    host = (urlsplit(client_id).hostname or client_id) if client_id.startswith("https://") else client_id
+    try:
+        return idna.decode(host)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return host
+
+
 def _keys_page(request: HttpRequest, form: KeyNameForm, *, status: int = 200) -> HttpResponse:
-    keys = ApiKey.objects.filter(user=request.user).order_by("revoked_at", "-created_at")
+    keys = list(ApiKey.objects.filter(user=request.user).order_by("revoked_at", "-created_at"))
+    for key in keys:
+        # As on the consent page: Unicode, with the stored ASCII form beside it when they differ.
+        key.client_display = unicode_host(key.created_for_client) if key.created_for_client else ""
     return render(request, "accounts/keys.html", {"keys": keys, "form": form}, status=status)
 
 
@@ -177,7 +200,9 @@ def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
         messages.info(request, f"“{key.name}” was already revoked.")
         return redirect("accounts:keys")
     if request.method == "GET":
-        return render(request, "accounts/key_revoke.html", {"key": key})
+        return render(
+            request, "accounts/key_revoke.html", {"key": key, "client_display": unicode_host(key.created_for_client)}
+        )
     key_revoke(key=key, context=RequestContext.from_request(request), actor=request.user)
     messages.success(request, f"Revoked “{key.name}” ({key.masked}). It no longer works on the API.")
     return redirect("accounts:keys")

@@ -120,6 +120,9 @@ LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_SLOWDOWN
 LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER", default=30)
 LOGIN_THROTTLE_DELAY_SECONDS = env.int("LOGIN_THROTTLE_DELAY_SECONDS", default=5)
 LOGIN_THROTTLE_LOCKOUT_SECONDS = env.int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900)
+# Password-reset emails: at most this many requests per hour per client
+# address and per email address (whether or not an account uses it).
+PASSWORD_RESET_REQUESTS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_PER_HOUR", default=5)
 
 # --- Operations --------------------------------------------------------------
 

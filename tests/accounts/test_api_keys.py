@@ -129,3 +129,11 @@ def test_revoking_a_key_an_app_received_warns_that_the_app_loses_access(alice_cl
     key = ApiKey.objects.get(created_for_client="yourapp.com")
     html = alice_client.get(f"/keys/{key.pk}/revoke/").content.decode()
     assert "yourapp.com" in html and "will lose access" in html
+
+
+def test_a_key_created_for_an_internationalised_host_names_it_in_unicode_beside_its_ascii_form(alice, alice_client):
+    key, _ = key_create(user=alice, name="books", context=SYSTEM, created_for_client="xn--bcher-kva.example")
+    html = alice_client.get("/keys/").content.decode()
+    assert '<span class="host">bücher.example</span>' in html
+    assert "<code>xn--bcher-kva.example</code>" in html
+    assert "bücher.example" in alice_client.get(f"/keys/{key.pk}/revoke/").content.decode()

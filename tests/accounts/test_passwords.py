@@ -69,3 +69,22 @@ def test_an_unknown_email_gets_the_same_answer_and_no_mail(db, mailoutbox):
     response = Client().post(RESET_URL, {"email": "nobody@example.com"})
     assert response["Location"] == "/accounts/password/reset/sent/"
     assert mailoutbox == []
+
+
+def test_reset_requests_are_limited_per_mailbox_and_per_address(alice, mailoutbox, settings, clock):
+    settings.PASSWORD_RESET_REQUESTS_PER_HOUR = 2
+    for n in range(2):
+        assert Client().post(RESET_URL, {"email": "alice@example.com"}, REMOTE_ADDR=f"10.0.0.{n}").status_code == 302
+    refused = Client().post(RESET_URL, {"email": "alice@example.com"}, REMOTE_ADDR="10.0.0.9")
+    assert refused.status_code == 429
+    assert "Too many password reset requests. Try again in 60 minutes." in refused.content.decode()
+    assert len(mailoutbox) == 2
+
+    # One address asking for many mailboxes is limited too (known or not: the answer is the same).
+    for n in range(2):
+        Client().post(RESET_URL, {"email": f"someone{n}@example.com"}, REMOTE_ADDR="203.0.113.7")
+    assert Client().post(RESET_URL, {"email": "bob@example.com"}, REMOTE_ADDR="203.0.113.7").status_code == 429
+
+    clock.advance(3600)
+    assert Client().post(RESET_URL, {"email": "alice@example.com"}, REMOTE_ADDR="10.0.0.9").status_code == 302
+    assert len(mailoutbox) == 3
