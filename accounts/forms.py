@@ -1,6 +1,7 @@
 """Forms of the accounts pages: sign-in (throttled), sign-up, key names."""
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.core.exceptions import ValidationError
@@ -10,19 +11,16 @@ from accounts.audit import RequestContext, audit_record, client_ip
 from accounts.models import ApiKey, AuditEvent, User
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Django's sign-in form, refusing attempts while a username or address is throttled."""
+class LoginThrottleMixin:
+    """Refuses sign-in attempts while a username or address is throttled (accounts.throttle).
 
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "throttled": "Too many failed attempts. Try again %(when)s.",
-    }
+    Mix into any AuthenticationForm: the site's login form below, and the
+    admin's (ThrottledAdminAuthenticationForm), so that no login page is a
+    way around the limit.
+    """
 
-    def __init__(self, request=None, *args, **kwargs):
-        super().__init__(request, *args, **kwargs)
-        self.retry_after = 0
-        self.fields["username"].widget.attrs.setdefault("autocomplete", "username")
-        self.fields["password"].widget.attrs.setdefault("autocomplete", "current-password")
+    THROTTLED_MESSAGE = "Too many failed attempts. Try again %(when)s."
+    retry_after = 0
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
@@ -49,7 +47,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         if audit and throttle.first_refusal(username=username, ip=ip, wait=wait):
             self._audit(AuditEvent.Kind.LOGIN_THROTTLED, username=username, detail={"retry_after": wait})
         raise ValidationError(
-            self.error_messages["throttled"], code="throttled", params={"when": throttle.describe_wait(wait)}
+            self.THROTTLED_MESSAGE, code="throttled", params={"when": throttle.describe_wait(wait)}
         )
 
     def _audit(self, kind: str, *, username: str, detail: dict) -> None:
@@ -63,6 +61,17 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             subject=subject,
             detail={**detail, "known_username": subject is not None},
         )
+
+
+class ThrottledAuthenticationForm(LoginThrottleMixin, AuthenticationForm):
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        self.fields["username"].widget.attrs.setdefault("autocomplete", "username")
+        self.fields["password"].widget.attrs.setdefault("autocomplete", "current-password")
+
+
+class ThrottledAdminAuthenticationForm(LoginThrottleMixin, AdminAuthenticationForm):
+    """For `admin.site.login_form`: the admin login counts toward the same limits."""
 
 
 class SignUpForm(UserCreationForm):

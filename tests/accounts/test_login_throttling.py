@@ -156,3 +156,16 @@ def test_the_delay_doubles_and_is_capped_by_the_lockout(settings):
     delays = [throttle.delay_after(n, slowdown_after=3, lockout_after=10) for n in range(1, 12)]
     assert delays == [0, 0, 5, 10, 20, 40, 80, 160, 320, 900, 900]
     assert throttle.delay_after(40, slowdown_after=3, lockout_after=100) == 900
+
+
+def test_the_admin_login_form_shares_the_limits_once_wired_in(alice, clock, monkeypatch):
+    from django.contrib import admin
+
+    from accounts.forms import ThrottledAdminAuthenticationForm
+
+    monkeypatch.setattr(admin.site, "login_form", ThrottledAdminAuthenticationForm)
+    for n in range(2):
+        fail("alice", ip=f"10.0.0.{n}")  # two failures on the site's login page...
+    response = Client().post("/admin/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.0.0.5")
+    assert "Too many failed attempts. Try again in 5 seconds." in response.content.decode()  # ...the third here
+    assert sign_in(Client(), "alice", "alice-password", ip="10.0.0.6").status_code == 429
