@@ -95,7 +95,7 @@ async function handleCallback() {
   document.getElementById("key-name").textContent = key.name;
   document.getElementById("key-prefix").textContent = key.prefix;
   document.getElementById("result").hidden = false;
-  finish("connected", "Connected.");
+  finish("connected", "Done: the app got a key and used it on the API.");
 }
 
 handleCallback().catch((error) => fail(`Could not reach the provider: ${error}`));

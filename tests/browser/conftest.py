@@ -263,12 +263,24 @@ def alice(transactional_db) -> User:
     return user
 
 
+def _posting(page):
+    """Wait for the form POST the next action sends from this page."""
+    return page.expect_response(lambda r: r.request.method == "POST" and r.frame == page.main_frame)
+
+
+def _refused(page, response) -> str:
+    heading = page.locator("h1").first.inner_text() if page.locator("h1").count() else ""
+    return f"{response.request.url} answered HTTP {response.status}: {heading!r}"
+
+
 def log_in(page, user: User) -> None:
-    """Fill in the provider's login form (the page the flow was sent to)."""
-    password = page.locator("input[name=password]")
+    """Fill in the provider's login form (the page the flow was sent to) and send it."""
     page.locator("input[name=username]").fill(user.get_username())
-    password.fill(f"{user.get_username()}-password")
-    page.locator("form:has(input[name=password]) [type=submit]").click()
+    page.locator("input[name=password]").fill(f"{user.get_username()}-password")
+    with _posting(page) as posted:
+        page.locator("form:has(input[name=password]) [type=submit]").click()
+    response = posted.value
+    assert response.status in (302, 303), "the login was refused: " + _refused(page, response)
 
 
 def consent_form(page):
@@ -280,7 +292,11 @@ def key_option(page, value: str):
 
 
 def decide(page, decision: str) -> None:
-    page.locator(f"button[name=decision][value={decision}]").click()
+    """Press Allow or Deny; the provider must answer with a redirect to the app."""
+    with _posting(page) as posted:
+        page.locator(f"button[name=decision][value={decision}]").click()
+    response = posted.value
+    assert response.status in (302, 303), f"{decision} was refused: " + _refused(page, response)
 
 
 def start_at_the_app(page, app: ExampleApp, provider: str) -> None:
