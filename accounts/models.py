@@ -31,7 +31,8 @@ class ApiKey(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, help_text="The visible start of the key.")
+    # Indexed for the admin's prefix search (a LIKE 'kg_abc%' index on PostgreSQL).
+    prefix = models.CharField(max_length=16, db_index=True, help_text="The visible start of the key.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     key_encrypted = models.TextField(editable=False)
     # The client hostname whose consent created this key ("" if the user made
@@ -102,13 +103,17 @@ class AuditEvent(models.Model):
         SYSTEM = "system", "System"
 
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
-    kind = models.CharField(max_length=32, choices=Kind.choices, editable=False, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, editable=False)
     actor_kind = models.CharField(max_length=16, choices=Actor.choices, editable=False)
+    # PROTECT: an event is never modified, not even to forget a deleted user
+    # (SET_NULL would rewrite history). A user who appears in the log is
+    # deactivated rather than deleted; the database's foreign key refuses the
+    # delete too. See docs/operations.md "The audit log".
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="+",
         editable=False,
     )
@@ -116,12 +121,12 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="audit_events",
         editable=False,
     )
-    client_id = models.CharField(max_length=255, blank=True, editable=False, db_index=True)
-    key_prefix = models.CharField(max_length=16, blank=True, editable=False)
+    client_id = models.CharField(max_length=255, blank=True, editable=False)
+    key_prefix = models.CharField(max_length=16, blank=True, editable=False, db_index=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True, editable=False)
     user_agent = models.CharField(max_length=300, blank=True, editable=False)
     detail = models.JSONField(default=dict, blank=True, editable=False)
@@ -130,7 +135,13 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["subject", "-created_at"])]
+        # One per admin filter, each in the list's newest-first order.
+        indexes = [
+            models.Index(fields=["subject", "-created_at"]),
+            models.Index(fields=["actor", "-created_at"]),
+            models.Index(fields=["kind", "-created_at"]),
+            models.Index(fields=["client_id", "-created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
