@@ -1,0 +1,312 @@
+"""Admin for grants (audit and revoke) and authorization codes (read-only, no hashes).
+
+Grants change only through the two revoke actions, which follow DESIGN.md
+"Grants" by calling `grant_revoke`; codes are removed by `purge_codes`.
+"""
+
+from collections import defaultdict
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
+
+from accounts.admin_utils import (
+    BOTH_LOCATIONS,
+    ConfirmRow,
+    HostnameSearchMixin,
+    client_filter,
+    confirmation_page,
+    host_display,
+    is_confirmed,
+    username_filter,
+)
+from accounts.audit import RequestContext
+from accounts.models import ApiKey
+from oauthprovider.models import AuthorizationCode, Grant
+from oauthprovider.services import grant_revoke
+
+# --- Grants --------------------------------------------------------------------------
+
+
+class GrantStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("active", "revoked"):
+            return queryset.filter(revoked_at__isnull=self.value() == "active")
+        return None
+
+
+def _key_note(grant: Grant, *, revoke_key: bool, consent_keys: list[ApiKey]) -> str:
+    """What the revoke action will do to the keys this grant is about."""
+    notes = []
+    if grant.key is not None and not grant.key_created_by_consent:
+        if not grant.key.is_active:
+            notes.append(f"its key {grant.key.masked} (chosen by the user) is already revoked")
+        elif revoke_key:
+            notes.append(f"the user's own key {grant.key.masked} “{grant.key.name}” will be revoked too")
+        else:
+            notes.append(f"the user's own key {grant.key.masked} “{grant.key.name}” stays active")
+    if consent_keys:
+        masked = ", ".join(k.masked for k in consent_keys)
+        notes.append(f"key(s) created by consent for this app will be revoked: {masked}")
+    elif grant.key is not None and grant.key_created_by_consent and not grant.key.is_active:
+        notes.append(f"its key {grant.key.masked} (created by the consent) is already revoked")
+    if not grant.is_active:
+        notes.insert(0, "grant already revoked")
+    return "; ".join(notes) or "no key to revoke"
+
+
+@admin.register(Grant)
+class GrantAdmin(HostnameSearchMixin, admin.ModelAdmin):
+    list_display = ("user", "client", "key_prefix", "first_authorized_at", "last_authorized_at", "status")
+    list_select_related = ("user", "key", "revoked_by_user")
+    hostname_search_field = "client_id"
+    list_filter = (
+        GrantStatusFilter,
+        "revoked_by",
+        client_filter("client_id"),
+        username_filter("user__username"),
+        "last_authorized_at",
+    )
+    search_fields = ("user__username", "user__email", "client_id")
+    search_help_text = "Username, email, or the app's hostname (Unicode or punycode)."
+    date_hierarchy = "last_authorized_at"
+    fields = (
+        "user",
+        "client",
+        "scope",
+        "key",
+        "key_origin",
+        "first_authorized_at",
+        "last_authorized_at",
+        "status",
+        "related",
+    )
+    readonly_fields = fields
+    actions = ["revoke_grants", "revoke_grants_and_keys"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting would erase the record of the consent; revoke instead.
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("oauthprovider.change_grant")
+
+    @admin.display(description="client", ordering="client_id")
+    def client(self, grant: Grant) -> str:
+        return host_display(grant.client_id)
+
+    @admin.display(description="key", ordering="key__prefix")
+    def key_prefix(self, grant: Grant) -> str:
+        return grant.key.masked if grant.key else "—"
+
+    @admin.display(description="key chosen")
+    def key_origin(self, grant: Grant) -> str:
+        if grant.key is None:
+            return "—"
+        if grant.key_created_by_consent:
+            return "A new key, created by this consent (revoked with the grant)"
+        return "One of the user's existing keys (revoked only on request: the user may use it elsewhere)"
+
+    @admin.display(description="status", ordering="revoked_at")
+    def status(self, grant: Grant) -> str:
+        if grant.is_active:
+            return "Active"
+        by = grant.get_revoked_by_display() or "unknown"
+        if grant.revoked_by_user is not None:
+            by = f"{by} ({grant.revoked_by_user.username})"
+        return f"Revoked {grant.revoked_at:%Y-%m-%d %H:%M} by {by}"
+
+    @admin.display(description="related")
+    def related(self, grant: Grant) -> str:
+        links = [
+            ("Codes", f"{reverse('admin:oauthprovider_authorizationcode_changelist')}?grant__id__exact={grant.pk}"),
+            (
+                "Audit events",
+                f"{reverse('admin:accounts_auditevent_changelist')}"
+                f"?subject__id__exact={grant.user_id}&client={grant.client_id}",
+            ),
+        ]
+        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+
+    @admin.action(
+        description="Revoke grant",
+        description_plural="Revoke selected grants",
+        permissions=["revoke"],
+        location=BOTH_LOCATIONS,
+    )
+    def revoke_grants(self, request, queryset):
+        return self._revoke(request, queryset, action="revoke_grants", revoke_key=False)
+
+    @admin.action(
+        description="Revoke grant and its key",
+        description_plural="Revoke selected grants and their keys",
+        permissions=["revoke"],
+        location=BOTH_LOCATIONS,
+    )
+    def revoke_grants_and_keys(self, request, queryset):
+        return self._revoke(request, queryset, action="revoke_grants_and_keys", revoke_key=True)
+
+    def _revoke(self, request, queryset, *, action: str, revoke_key: bool):
+        grants = list(queryset.select_related("user", "key"))
+        if not is_confirmed(request):
+            return self._confirm(request, grants, action=action, revoke_key=revoke_key)
+        context = RequestContext.from_request(request)
+        revoked_grants = revoked_keys = 0
+        for grant in grants:
+            was_active = grant.is_active
+            revoked_keys += len(
+                grant_revoke(
+                    grant=grant,
+                    by=Grant.RevokedBy.ADMIN,
+                    actor=request.user,
+                    context=context,
+                    revoke_key=revoke_key,
+                )
+            )
+            revoked_grants += was_active and not grant.is_active
+        grants_text = ngettext("%d grant", "%d grants", revoked_grants) % revoked_grants
+        keys_text = ngettext("%d key", "%d keys", revoked_keys) % revoked_keys
+        self.message_user(request, f"Revoked {grants_text} and {keys_text}.", messages.SUCCESS)
+        if revoked_grants < len(grants):
+            skipped = len(grants) - revoked_grants
+            self.message_user(
+                request,
+                ngettext("%d grant was already revoked.", "%d grants were already revoked.", skipped) % skipped,
+                messages.WARNING,
+            )
+        return None
+
+    def _confirm(self, request, grants: list[Grant], *, action: str, revoke_key: bool):
+        consent_keys: dict[tuple[int, str], list[ApiKey]] = defaultdict(list)
+        for key in ApiKey.objects.active().filter(
+            user_id__in={g.user_id for g in grants}, created_for_client__in={g.client_id for g in grants}
+        ):
+            consent_keys[(key.user_id, key.created_for_client)].append(key)
+        explanation = [
+            "Revoking a grant revokes, at once, every key a consent created for that app: the app "
+            "loses access with its next request.",
+            "A key the user already had and chose on the consent page is different: the user may use "
+            "it elsewhere (scripts, other apps), so “Revoke grant” leaves it active and only "
+            "“Revoke grant and its key” revokes it. The app still holds that key, so choose the "
+            "second action if the app must lose access now.",
+        ]
+        return confirmation_page(
+            self,
+            request,
+            grants,
+            action=action,
+            title="Revoke grants and their keys" if revoke_key else "Revoke grants",
+            intro=(
+                ngettext(
+                    "Revoke this grant%(keys)s?",
+                    "Revoke these %(count)d grants%(keys)s?",
+                    len(grants),
+                )
+                % {"count": len(grants), "keys": " and its key" if revoke_key else ""}
+            ),
+            rows=[
+                ConfirmRow(
+                    f"{grant.user.username} → {host_display(grant.client_id)}",
+                    _key_note(
+                        grant,
+                        revoke_key=revoke_key,
+                        consent_keys=consent_keys.get((grant.user_id, grant.client_id), []),
+                    ),
+                )
+                for grant in grants
+            ],
+            explanation=explanation,
+            submit_label="Yes, revoke",
+        )
+
+
+# --- Authorization codes ---------------------------------------------------------------
+
+
+class CodeStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Pending"), ("expired", "Expired unused"), ("redeemed", "Redeemed")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        match self.value():
+            case "pending":
+                return queryset.filter(redeemed_at__isnull=True, expires_at__gt=now)
+            case "expired":
+                return queryset.filter(redeemed_at__isnull=True, expires_at__lte=now)
+            case "redeemed":
+                return queryset.filter(redeemed_at__isnull=False)
+        return None
+
+
+@admin.register(AuthorizationCode)
+class AuthorizationCodeAdmin(HostnameSearchMixin, admin.ModelAdmin):
+    """Read-only; the code hash and the PKCE challenge are never shown."""
+
+    list_display = ("client", "user", "state", "created_at", "expires_at", "redeemed_at", "failed_attempts")
+    list_select_related = ("user", "grant")
+    hostname_search_field = "grant__client_id"
+    list_filter = (
+        CodeStateFilter,
+        client_filter("grant__client_id"),
+        username_filter("user__username"),
+        "created_at",
+    )
+    search_fields = ("user__username", "grant__client_id")
+    search_help_text = "Username or the app's hostname."
+    date_hierarchy = "created_at"
+    fields = (
+        "user",
+        "grant",
+        "client",
+        "redirect_uri",
+        "scope",
+        "key_display",
+        "state",
+        "created_at",
+        "expires_at",
+        "redeemed_at",
+        "failed_attempts",
+    )
+    readonly_fields = fields
+    actions = None
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="client", ordering="grant__client_id")
+    def client(self, code: AuthorizationCode) -> str:
+        return host_display(code.grant.client_id)
+
+    @admin.display(description="key")
+    def key_display(self, code: AuthorizationCode) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:accounts_apikey_change", args=[code.key_id]), code.key.masked
+        )
+
+    @admin.display(description="state")
+    def state(self, code: AuthorizationCode) -> str:
+        return code.state_label
