@@ -271,7 +271,10 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 X_FRAME_OPTIONS = "DENY"
-SECURE_REFERRER_POLICY = "no-referrer"
+# Site-wide: no Referer to other origins. The authorization endpoint sends
+# "no-referrer" itself (DESIGN.md); site-wide "no-referrer" would make
+# browsers send "Origin: null" with every form, which CSRF checks refuse.
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True

@@ -113,7 +113,8 @@ def approve(client: Client, params: dict[str, str], *, key: str = "new") -> str:
 
 
 def issue_code(client: Client, pkce: PkcePair, **overrides) -> str:
-    location = approve(client, authorize_params(pkce, **overrides), key=overrides.pop("key", "new"))
+    key = overrides.pop("key", "new")
+    location = approve(client, authorize_params(pkce, **overrides), key=key)
     return query_of(location)["code"][0]
 
 

@@ -1,17 +1,21 @@
 """GET /getKeys/authorize (validate, log in, consent page) and its POST (the decision)."""
 
+import functools
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.audit import RequestContext
 from accounts.models import ApiKey
 from oauthprovider import pending, protocol
 from oauthprovider.cimd import resolve_metadata_client
+from oauthprovider.csrf import consent_csrf_protect
 from oauthprovider.models import Grant
 from oauthprovider.protocol import AuthorizationRequest, OAuthError
 from oauthprovider.services import NEW_KEY, KeyChoiceError, consent_approve, consent_deny
@@ -86,8 +90,23 @@ def _previous_choice(request: HttpRequest, auth_request: AuthorizationRequest) -
     return NEW_KEY
 
 
+def _no_referrer(view):
+    """DESIGN.md: the consent flow never leaks its URL (code_challenge, state) as a Referer."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return wrapper
+
+
+@csrf_exempt  # replaced by consent_csrf_protect: the form posts with "Origin: null"
 @require_http_methods(["GET", "POST"])
 @never_cache
+@_no_referrer
+@consent_csrf_protect
 def authorize(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return decide(request)
