@@ -5,6 +5,7 @@ Grants change only through the two revoke actions, which follow DESIGN.md
 """
 
 from collections import defaultdict
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.urls import reverse
@@ -136,8 +137,8 @@ class GrantAdmin(HostnameSearchMixin, admin.ModelAdmin):
             ("Codes", f"{reverse('admin:oauthprovider_authorizationcode_changelist')}?grant__id__exact={grant.pk}"),
             (
                 "Audit events",
-                f"{reverse('admin:accounts_auditevent_changelist')}"
-                f"?subject__id__exact={grant.user_id}&client={grant.client_id}",
+                f"{reverse('admin:accounts_auditevent_changelist')}?"
+                + urlencode({"subject__id__exact": grant.user_id, "client": grant.client_id}),
             ),
         ]
         return format_html_join(" · ", '<a href="{}">{}</a>', links)

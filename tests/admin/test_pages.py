@@ -223,3 +223,13 @@ def test_the_key_admin_links_to_its_grants_and_events(operator_client, grant_wit
 def test_apikey_model_is_still_listed(operator_client, alice_key):
     assert ApiKey.objects.count() == 1
     assert "laptop" in operator_client.get(changelist("accounts_apikey")).content.decode()
+
+
+def test_the_grant_page_links_to_its_codes_and_events(operator_client, alice, grant_with_new_key):
+    page = operator_client.get(reverse("admin:oauthprovider_grant_change", args=[grant_with_new_key.pk])).content.decode()
+    events = f"{reverse('admin:accounts_auditevent_changelist')}?subject__id__exact={alice.pk}&client=yourapp.com"
+    assert events.replace("&", "&amp;") in page
+    listed = operator_client.get(events).content.decode()
+    assert "Consent granted" in listed
+    codes = f"{reverse('admin:oauthprovider_authorizationcode_changelist')}?grant__id__exact={grant_with_new_key.pk}"
+    assert operator_client.get(codes).status_code == 200
