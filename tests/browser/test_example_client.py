@@ -14,8 +14,9 @@ pytestmark = pytest.mark.browser
 
 
 def test_the_example_app_gets_a_new_key_and_calls_the_api_with_it(page, provider, example_app, alice, screenshot):
-    token_calls = []
+    token_calls, callbacks = [], []
     page.on("request", lambda r: r.url == f"{provider}/getKeys/token" and token_calls.append(r))
+    page.on("request", lambda r: r.url.startswith(example_app.callback_url) and callbacks.append(r))
     page.goto(example_app.start_url(provider))
     expect(page.get_by_role("button", name="Connect with Keygrant")).to_be_enabled()
     screenshot(page, "example-app")
@@ -48,6 +49,7 @@ def test_the_example_app_gets_a_new_key_and_calls_the_api_with_it(page, provider
     assert token_calls[0].headers["origin"] == example_app.origin
     assert token_calls[0].response().headers["access-control-allow-origin"] == "*"
     assert key.plaintext() not in page.content()
+    assert "referer" not in callbacks[0].all_headers(), "the consent page's URL must not reach the app as a Referer"
     assert "code=" not in page.url, "the callback page drops the one-time code from the address bar"
     assert page.errors.messages == []
 
