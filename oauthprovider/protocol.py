@@ -28,7 +28,9 @@ MAX_STATE = 1024
 MAX_SCOPE = 256
 MAX_SHORT = 128  # response_type, code_challenge, code_challenge_method, grant_type
 MAX_CODE = 256
-MAX_VERIFIER = 128  # RFC 7636 section 4.1
+# RFC 7636 4.1 asks clients for 43-128 characters, but the reference client
+# (the Quick Start's generatePKCE) makes 84-170: see docs/decisions.md.
+MAX_VERIFIER = 255
 
 Params = Mapping[str, Sequence[str]]
 
@@ -253,7 +255,7 @@ def parse_scope(raw: str | None) -> str:
 
 
 _S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
-_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,255}")
 
 
 def s256_challenge(verifier: str) -> str:
