@@ -158,12 +158,12 @@ def test_the_delay_doubles_and_is_capped_by_the_lockout(settings):
     assert throttle.delay_after(40, slowdown_after=3, lockout_after=100) == 900
 
 
-def test_the_admin_login_form_shares_the_limits_once_wired_in(alice, clock, monkeypatch):
+def test_the_admin_login_form_shares_the_limits(alice, clock):
     from django.contrib import admin
 
     from accounts.forms import ThrottledAdminAuthenticationForm
 
-    monkeypatch.setattr(admin.site, "login_form", ThrottledAdminAuthenticationForm)
+    assert admin.site.login_form is ThrottledAdminAuthenticationForm  # wired in accounts/admin.py
     for n in range(2):
         fail("alice", ip=f"10.0.0.{n}")  # two failures on the site's login page...
     response = Client().post("/admin/login/", {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.0.0.5")

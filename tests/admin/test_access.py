@@ -43,8 +43,4 @@ def test_the_admin_login_is_throttled_like_the_site_login():
 
     from accounts.forms import ThrottledAdminAuthenticationForm
 
-    if "login_form" not in vars(admin.site._wrapped):
-        # pytest's monkeypatch.setattr on the lazy admin.site deletes the
-        # attribute on undo (tests/accounts/test_login_throttling.py does so).
-        pytest.skip("an earlier test's monkeypatch removed admin.site.login_form")
     assert admin.site.login_form is ThrottledAdminAuthenticationForm
