@@ -18,11 +18,11 @@ from accounts.admin_utils import (
     ConfirmRow,
     client_filter,
     confirmation_page,
-    host_display,
     is_confirmed,
     username_filter,
 )
 from accounts.audit import RequestContext
+from accounts.hosts import host_display
 from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_revoke

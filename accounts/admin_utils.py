@@ -29,18 +29,6 @@ def host_a_label(value: str) -> str:
         return value
 
 
-def host_display(host: str) -> str:
-    """A stored hostname for people: Unicode with the punycode beside it, so
-    look-alike hosts cannot pass for others (DESIGN.md, consent page)."""
-    if not host:
-        return ""
-    try:
-        unicode = idna.decode(host)
-    except (idna.IDNAError, UnicodeError, ValueError):
-        unicode = host
-    return host if unicode == host else f"{unicode} ({host})"
-
-
 class InputFilter(admin.SimpleListFilter):
     """A sidebar filter with a text box instead of a list of every value.
 

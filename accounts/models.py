@@ -95,6 +95,8 @@ class AuditEvent(models.Model):
         KEK_ROTATED = "kek_rotated", "Key-encryption key rotated"
         LOGIN_FAILED = "login_failed", "Login failed"
         LOGIN_THROTTLED = "login_throttled", "Login throttled"
+        RESOURCE_SERVER_CREATED = "resource_server_created", "Introspection credentials issued"
+        RESOURCE_SERVER_REVOKED = "resource_server_revoked", "Introspection credentials revoked"
 
     class Actor(models.TextChoices):
         USER = "user", "User"

@@ -4,9 +4,7 @@ The full key appears in exactly one response: the one answering the POST
 that created it (never cached, never in a URL, never in the session).
 """
 
-from urllib.parse import urlsplit
 
-import idna
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
@@ -23,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import throttle
 from accounts.audit import RequestContext, client_ip
+from accounts.hosts import client_display
 from accounts.forms import KeyNameForm, SignUpForm, ThrottledAuthenticationForm
 from accounts.models import ApiKey
 from accounts.services import key_create, key_rename, key_revoke
@@ -138,20 +137,11 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:keys")
 
 
-def unicode_host(client_id: str) -> str:
-    """A client hostname (or metadata document URL) for people: IDN in Unicode."""
-    host = (urlsplit(client_id).hostname or client_id) if client_id.startswith("https://") else client_id
-    try:
-        return idna.decode(host)
-    except (idna.IDNAError, UnicodeError, ValueError):
-        return host
-
-
 def _keys_page(request: HttpRequest, form: KeyNameForm, *, status: int = 200) -> HttpResponse:
     keys = list(ApiKey.objects.filter(user=request.user).order_by("revoked_at", "-created_at"))
     for key in keys:
         # As on the consent page: Unicode, with the stored ASCII form beside it when they differ.
-        key.client_display = unicode_host(key.created_for_client) if key.created_for_client else ""
+        key.client_display = client_display(key.created_for_client) if key.created_for_client else ""
     return render(request, "accounts/keys.html", {"keys": keys, "form": form}, status=status)
 
 
@@ -201,7 +191,7 @@ def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
         return redirect("accounts:keys")
     if request.method == "GET":
         return render(
-            request, "accounts/key_revoke.html", {"key": key, "client_display": unicode_host(key.created_for_client)}
+            request, "accounts/key_revoke.html", {"key": key, "client_display": client_display(key.created_for_client)}
         )
     key_revoke(key=key, context=RequestContext.from_request(request), actor=request.user)
     messages.success(request, f"Revoked “{key.name}” ({key.masked}). It no longer works on the API.")

@@ -8,6 +8,8 @@ from collections import defaultdict
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -19,14 +21,14 @@ from accounts.admin_utils import (
     HostnameSearchMixin,
     client_filter,
     confirmation_page,
-    host_display,
     is_confirmed,
     username_filter,
 )
 from accounts.audit import RequestContext
+from accounts.hosts import host_display
 from accounts.models import ApiKey
-from oauthprovider.models import AuthorizationCode, Grant
-from oauthprovider.services import grant_revoke
+from oauthprovider.models import AuthorizationCode, Grant, ResourceServer
+from oauthprovider.services import grant_revoke, resource_server_create, resource_server_revoke
 
 # --- Grants --------------------------------------------------------------------------
 
@@ -311,3 +313,90 @@ class AuthorizationCodeAdmin(HostnameSearchMixin, admin.ModelAdmin):
     @admin.display(description="state")
     def state(self, code: AuthorizationCode) -> str:
         return code.state_label
+
+
+# --- Resource servers ------------------------------------------------------------------
+
+
+@admin.register(ResourceServer)
+class ResourceServerAdmin(admin.ModelAdmin):
+    """Introspection credentials for resource servers (MCP servers, separate APIs).
+
+    Adding one issues a client_id and secret, shown once on the next page;
+    only the secret's hash is kept. Credentials are revoked, never edited or deleted.
+    """
+
+    list_display = ("name", "client_id", "created_at", "last_used_at", "status")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "client_id")
+    fields = ("name", "client_id", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("client_id", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke_credentials"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="status")
+    def status(self, server: ResourceServer) -> str:
+        return "Active" if server.is_active else f"Revoked {server.revoked_at:%Y-%m-%d %H:%M}"
+
+    def save_model(self, request: HttpRequest, obj: ResourceServer, form, change: bool) -> None:
+        server, client_id, secret = resource_server_create(
+            name=obj.name, context=RequestContext.from_request(request), actor=request.user
+        )
+        obj.pk, obj.client_id, obj.secret_hash = server.pk, server.client_id, server.secret_hash
+        obj.created_at, obj._state.adding = server.created_at, False
+        request._issued_credentials = (client_id, secret)
+
+    def response_add(self, request: HttpRequest, obj: ResourceServer, post_url_continue=None) -> HttpResponse:
+        """The secret, once, in this response only (never in a message cookie or a log)."""
+        client_id, secret = request._issued_credentials
+        response = TemplateResponse(
+            request,
+            "admin/oauthprovider/resourceserver/issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "server": obj,
+                "client_id": client_id,
+                "secret": secret,
+                "title": "Resource server credentials",
+            },
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke the selected credentials", permissions=["change"])
+    def revoke_credentials(self, request: HttpRequest, queryset):
+        servers = list(queryset)
+        if not is_confirmed(request):
+            return confirmation_page(
+                self,
+                request,
+                servers,
+                action="revoke_credentials",
+                title="Revoke introspection credentials",
+                intro=ngettext(
+                    "Revoke these credentials?", "Revoke these %(count)d credentials?", len(servers)
+                ) % {"count": len(servers)},
+                rows=[
+                    ConfirmRow(f"{s.name} ({s.client_id})", "" if s.is_active else "already revoked")
+                    for s in servers
+                ],
+                explanation=[
+                    "The resource server's next introspection request gets 401: it can no longer "
+                    "check keys, so its users are refused until it gets new credentials.",
+                ],
+                submit_label="Yes, revoke",
+            )
+        context = RequestContext.from_request(request)
+        revoked = sum(resource_server_revoke(server=s, context=context, actor=request.user) for s in servers)
+        self.message_user(
+            request,
+            ngettext("Revoked %d credential.", "Revoked %d credentials.", revoked) % revoked,
+            messages.SUCCESS,
+        )
+        return None

@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 import idna
 
+from accounts.hosts import unicode_host
+
 SCOPE_KEY_READ = "key:read"
 SUPPORTED_SCOPES = (SCOPE_KEY_READ,)
 GRANT_TYPE_AUTHORIZATION_CODE = "authorization_code"
@@ -159,11 +161,7 @@ def validate_client_id(raw: str | None, *, allow_loopback: bool) -> Client:
         or labels[-1].isdigit()  # an IPv4 address is not an app's hostname
     ):
         raise _bad_client("The client_id must be a hostname such as yourapp.com.")
-    try:
-        display = idna.decode(host)
-    except (idna.IDNAError, UnicodeError, ValueError):
-        display = host
-    return Client(client_id=raw, host=host, display_host=display)
+    return Client(client_id=raw, host=host, display_host=unicode_host(host))
 
 
 # --- Redirect URIs --------------------------------------------------------------
@@ -316,14 +314,10 @@ def client_from_metadata_document(url: str, document: Mapping[str, Any], *, host
         name = None
     else:
         name = " ".join(name.split())[:MAX_CLIENT_NAME]
-    try:
-        display = idna.decode(host)
-    except (idna.IDNAError, UnicodeError, ValueError):
-        display = host
     return Client(
         client_id=url,
         host=host,
-        display_host=display,
+        display_host=unicode_host(host),
         name=name,
         redirect_uris=tuple(uris),
         is_metadata_document=True,

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.audit import RequestContext, audit_record
+from accounts.audit import SYSTEM, RequestContext, audit_record
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, Grant, ResourceServer
@@ -278,12 +278,39 @@ def key_return(*, raw_key: str, client_grant_id: str, context: RequestContext) -
         key_revoke(key=key, context=context, actor_kind=AuditEvent.Actor.CLIENT, reason="returned by the app")
 
 
-def resource_server_create(*, name: str) -> tuple[ResourceServer, str, str]:
+def resource_server_create(
+    *, name: str, context: RequestContext = SYSTEM, actor: User | None = None
+) -> tuple[ResourceServer, str, str]:
     """Issue introspection credentials; the secret is returned once, only its hash is kept."""
     client_id = "rs_" + secrets.token_urlsafe(16)
     secret = secrets.token_urlsafe(32)
-    server = ResourceServer.objects.create(name=name, client_id=client_id, secret_hash=_secret_hash(secret))
+    with transaction.atomic():
+        server = ResourceServer.objects.create(name=name, client_id=client_id, secret_hash=_secret_hash(secret))
+        audit_record(
+            kind=AuditEvent.Kind.RESOURCE_SERVER_CREATED,
+            context=context,
+            actor_kind=AuditEvent.Actor.ADMIN if actor else AuditEvent.Actor.SYSTEM,
+            actor=actor,
+            detail={"name": name, "client_id": client_id},
+        )
     return server, client_id, secret
+
+
+def resource_server_revoke(*, server: ResourceServer, context: RequestContext, actor: User | None) -> bool:
+    """Withdraw introspection credentials at once; False if they were already revoked."""
+    with transaction.atomic():
+        revoked = ResourceServer.objects.filter(pk=server.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            audit_record(
+                kind=AuditEvent.Kind.RESOURCE_SERVER_REVOKED,
+                context=context,
+                actor_kind=AuditEvent.Actor.ADMIN if actor else AuditEvent.Actor.SYSTEM,
+                actor=actor,
+                detail={"name": server.name, "client_id": server.client_id},
+            )
+    return bool(revoked)
 
 
 def _secret_hash(secret: str) -> str:

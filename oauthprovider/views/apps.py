@@ -5,9 +5,7 @@ knows nothing of oauthprovider.
 """
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import idna
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import F
@@ -17,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.audit import RequestContext
+from accounts.hosts import client_host, unicode_host
 from accounts.models import ApiKey
 from oauthprovider.models import Grant
 from oauthprovider.protocol import LOOPBACK_HOSTS
@@ -40,12 +39,9 @@ class AppName:
 
 
 def app_name(client_id: str) -> AppName:
-    document_url = client_id if client_id.startswith("https://") else ""
-    host = (urlsplit(client_id).hostname or client_id) if document_url else client_id
-    try:
-        display = idna.decode(host)
-    except (idna.IDNAError, UnicodeError, ValueError):
-        display = host
+    document_url = client_id if client_id.startswith(("https://", "http://")) else ""
+    host = client_host(client_id)
+    display = unicode_host(host)
     return AppName(host=host, display_host=display, is_loopback=host in LOOPBACK_HOSTS, document_url=document_url)
 
 

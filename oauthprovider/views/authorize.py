@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.audit import RequestContext
+from accounts.hosts import client_display
 from accounts.models import ApiKey
 from oauthprovider import pending, protocol
 from oauthprovider.cimd import resolve_metadata_client
@@ -61,7 +62,9 @@ def error_page(request: HttpRequest, exc: OAuthError) -> HttpResponse:
 def _consent_page(
     request: HttpRequest, auth_request: AuthorizationRequest, rid: str, *, selected: str, error: str = ""
 ) -> HttpResponse:
-    keys = ApiKey.objects.active().filter(user=request.user).order_by("-created_at")
+    keys = list(ApiKey.objects.active().filter(user=request.user).order_by("-created_at"))
+    for key in keys:
+        key.client_display = client_display(key.created_for_client) if key.created_for_client else ""
     return render(
         request,
         "oauthprovider/consent.html",
