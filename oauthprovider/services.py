@@ -261,15 +261,19 @@ def grant_revoke(
     return revoked
 
 
-def key_return(*, raw_key: str, client_grant_id: str, context: RequestContext) -> None:
+def key_return(*, raw_key: str, client_grant_id: str | None, context: RequestContext) -> None:
     """RFC 7009: an app gives back the key it received.
 
     Revokes that app's grant (and the keys its consents created); a key the
     user chose from their own keys stays active, as when the user revokes
     the grant. Unknown keys and other apps' grants are left alone, silently.
+    Without a client_id, a key created for an app identifies that app.
     """
     key = ApiKey.objects.for_raw_key(raw_key)
     if key is None:
+        return
+    client_grant_id = client_grant_id or key.created_for_client
+    if not client_grant_id:
         return
     grant = Grant.objects.filter(user_id=key.user_id, client_id=client_grant_id, key=key).first()
     if grant is not None:

@@ -27,10 +27,9 @@ def revoke(request: HttpRequest) -> HttpResponse:
         client_id = protocol.single_param(params, "client_id", max_length=protocol.MAX_METADATA_URL)
         if token is None:
             raise OAuthError("invalid_request", "The token parameter is missing.")
-        if client_id is None:
-            # RFC 7009 section 2.1: the client identifies itself; public clients by client_id.
-            raise OAuthError("invalid_request", "The client_id parameter is missing.")
-        grant_id = _client_grant_id(client_id)
+        # RFC 7009 section 2.1: public clients identify themselves by client_id. Without
+        # one, a key created for an app still names that app (services.key_return).
+        grant_id = _client_grant_id(client_id) if client_id is not None else None
     except OAuthError as exc:
         return oauth_error_response(OAuthError(exc.error, exc.description))
     key_return(raw_key=token, client_grant_id=grant_id, context=RequestContext.from_request(request))

@@ -67,12 +67,19 @@ def test_unknown_tokens_get_200_and_change_nothing(alice_client, pkce_pair, toke
     assert me(key) == 200
 
 
-def test_revocation_requires_the_client_to_identify_itself(alice_client, pkce_pair):
+def test_without_a_client_id_a_key_created_for_an_app_names_that_app(alice_client, pkce_pair):
     key = key_for(alice_client, pkce_pair)
-    response = revoke(token=key)
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
-    assert me(key) == 200
+    assert revoke(token=key).status_code == 200
+    assert me(key) == 401
+    assert not Grant.objects.get(client_id=CLIENT_ID).is_active
+
+
+def test_without_a_client_id_a_chosen_existing_key_is_left_alone(alice_client, alice_key, pkce_pair):
+    existing, raw = alice_key
+    key_for(alice_client, pkce_pair, key=str(existing.pk))
+    assert revoke(token=raw).status_code == 200
+    assert me(raw) == 200
+    assert Grant.objects.get(client_id=CLIENT_ID).is_active
 
 
 def test_revocation_answers_malformed_requests_with_json_errors(db):
