@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from accounts.admin_utils import (
+    ReadOnlyAdminMixin,
     BOTH_LOCATIONS,
     HostnameSearchMixin,
     ConfirmRow,
@@ -110,7 +111,7 @@ class KeyOriginFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(HostnameSearchMixin, admin.ModelAdmin):
+class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Masked keys: the prefix only. key_hash and key_encrypted never reach a page."""
 
     list_display = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "status")
@@ -129,15 +130,6 @@ class ApiKeyAdmin(HostnameSearchMixin, admin.ModelAdmin):
     fields = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "revoked_at", "status", "grants")
     readonly_fields = fields
     actions = ["revoke_keys"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_revoke_permission(self, request) -> bool:
         return request.user.has_perm("accounts.change_apikey")
@@ -225,7 +217,7 @@ class ApiKeyAdmin(HostnameSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(HostnameSearchMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Read-only for everyone: no add, change or delete, no delete action."""
 
     list_display = ("created_at", "kind", "actor_display", "subject_display", "client", "key_prefix", "ip_address")
@@ -254,15 +246,6 @@ class AuditEventAdmin(HostnameSearchMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = None
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="actor", ordering="actor_kind")
     def actor_display(self, event: AuditEvent) -> str:

@@ -29,6 +29,20 @@ def host_a_label(value: str) -> str:
         return value
 
 
+class ReadOnlyAdminMixin:
+    """Rows change only through services (revoke actions), never by editing:
+    no add, no change form, no delete (the audit trail stays whole)."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class InputFilter(admin.SimpleListFilter):
     """A sidebar filter with a text box instead of a list of every value.
 

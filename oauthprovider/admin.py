@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from accounts.admin_utils import (
+    ReadOnlyAdminMixin,
     BOTH_LOCATIONS,
     ConfirmRow,
     HostnameSearchMixin,
@@ -67,7 +68,7 @@ def _key_note(grant: Grant, *, revoke_key: bool, consent_keys: list[ApiKey]) -> 
 
 
 @admin.register(Grant)
-class GrantAdmin(HostnameSearchMixin, admin.ModelAdmin):
+class GrantAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     list_display = ("user", "client", "key_prefix", "first_authorized_at", "last_authorized_at", "status")
     list_select_related = ("user", "key", "revoked_by_user")
     hostname_search_field = "client_id"
@@ -94,16 +95,6 @@ class GrantAdmin(HostnameSearchMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = ["revoke_grants", "revoke_grants_and_keys"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Deleting would erase the record of the consent; revoke instead.
-        return False
 
     def has_revoke_permission(self, request) -> bool:
         return request.user.has_perm("oauthprovider.change_grant")
@@ -260,7 +251,7 @@ class CodeStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuthorizationCode)
-class AuthorizationCodeAdmin(HostnameSearchMixin, admin.ModelAdmin):
+class AuthorizationCodeAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Read-only; the code hash and the PKCE challenge are never shown."""
 
     list_display = ("client", "user", "state", "created_at", "expires_at", "redeemed_at", "failed_attempts")
@@ -290,15 +281,6 @@ class AuthorizationCodeAdmin(HostnameSearchMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = None
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="client", ordering="grant__client_id")
     def client(self, code: AuthorizationCode) -> str:
