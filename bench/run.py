@@ -756,7 +756,9 @@ def main() -> int:
     parser.add_argument("--keys-per-user", type=int, default=10)
     parser.add_argument("--codes", type=int, default=4000, help="pending codes (the token scenario's cap)")
     parser.add_argument("--key-pool", type=int, default=200, help="distinct valid keys the /v1/me load uses")
-    parser.add_argument("--conn-max-age", type=int, default=0, help="CONN_MAX_AGE for the server (default: as shipped)")
+    parser.add_argument(
+        "--conn-max-age", type=int, default=60, help="CONN_MAX_AGE for the server (default: 60, as shipped)"
+    )
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT), help="PostgreSQL server")
     parser.add_argument("--busy-limit", type=float, default=0.3,
                         help="cores other processes may use before timing misses become warnings")

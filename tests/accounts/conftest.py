@@ -39,8 +39,13 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    """Moves time.time() by hand: the throttle and the local-memory cache both read it."""
+def clock(monkeypatch, settings) -> Clock:
+    """Moves time.time() by hand: the throttle and the local-memory cache both read it.
+
+    A shared cache (CI runs with Redis) expires keys on its own clock, so
+    tests that travel in time use a local-memory cache.
+    """
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     fake = Clock()
     monkeypatch.setattr(time, "time", lambda: fake.now)
     return fake
