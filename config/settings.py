@@ -6,6 +6,7 @@ file beside manage.py is read when present. Development conveniences
 runner; production refuses to start without real secrets.
 """
 
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +18,8 @@ from django.utils.csp import CSP
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# Values already in the environment win over the file; ENV_FILE names another file.
+environ.Env.read_env(os.environ.get("ENV_FILE", BASE_DIR / ".env"), overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 TESTING = "pytest" in sys.modules or sys.argv[1:2] == ["test"]

@@ -260,6 +260,7 @@ def test_production_settings_refuse_the_insecure_fetch_flag(tmp_path):
         "OAUTH_ISSUER": "https://keys.example.com",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
         "OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH": "1",
+        "ENV_FILE": str(tmp_path / "no.env"),
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
