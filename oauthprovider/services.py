@@ -4,6 +4,7 @@ Each function is one transaction and records its audit events inside it.
 """
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, RequestContext, audit_record
+from accounts.keys import KeyDecryptionError
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, Grant, ResourceServer
@@ -26,6 +28,8 @@ from oauthprovider.protocol import (
 )
 
 NEW_KEY = "new"
+
+logger = logging.getLogger(__name__)
 
 
 class KeyChoiceError(Exception):
@@ -122,12 +126,13 @@ def _invalid_grant(description: str) -> OAuthError:
     return OAuthError("invalid_grant", description)
 
 
-def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tuple[ApiKey, str]:
+def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tuple[str, str]:
     """Exchange a code for the key it stands for (RFC 6749 4.1.3, RFC 7636 4.6).
 
-    Returns (key, scope). Three queries on success: read, conditional update,
-    audit insert. A request that fails validation does not use the code up;
-    a valid replay of a used code revokes what it granted (RFC 6749 10.5).
+    Returns (the key itself, scope). Three queries on success: read,
+    conditional update, audit insert. A request that fails validation does
+    not use the code up; a valid replay of a used code revokes what it
+    granted (RFC 6749 10.5).
     """
     code = (
         AuthorizationCode.objects.select_related("key", "grant")
@@ -160,6 +165,14 @@ def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tupl
     # RFC 8707 section 2.2: the token request may narrow, never widen, the resources.
     if code.resources and not set(token_request.resources) <= set(code.resources):
         raise OAuthError("invalid_target", "The resource differs from the one in the authorization request.")
+    try:
+        # Before the code is claimed: a key-encryption-key mistake must not burn it.
+        raw_key = code.key.plaintext()
+    except KeyDecryptionError:
+        logger.error("key %s cannot be decrypted: check KEY_ENCRYPTION_KEYS", code.key.prefix)
+        raise OAuthError(
+            "server_error", "The key cannot be handed out right now; try again later.", status=500
+        ) from None
     # savepoint=False: one transaction, and no SAVEPOINT round trips.
     with transaction.atomic(savepoint=False):
         won = AuthorizationCode.objects.filter(pk=code.pk, redeemed_at__isnull=True).update(redeemed_at=now)
@@ -176,7 +189,7 @@ def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tupl
         # Another request redeemed it first: indistinguishable from a replay.
         replay_detected(code=code, context=context)
         raise _invalid_grant("The authorization code is unknown, expired or already used.")
-    return code.key, code.scope
+    return raw_key, code.scope
 
 
 def replay_detected(*, code: AuthorizationCode, context: RequestContext) -> None:

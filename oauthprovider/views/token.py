@@ -55,8 +55,7 @@ def token(request: HttpRequest) -> HttpResponse:
         )
     try:
         token_request = parse_token_request(form_params(request), allowed_resources=settings.OAUTH_RESOURCES)
-        key, scope = code_redeem(token_request=token_request, context=RequestContext.from_request(request))
-        access_token = key.plaintext()
+        access_token, scope = code_redeem(token_request=token_request, context=RequestContext.from_request(request))
     except OAuthError as exc:
         if exc.error == "invalid_grant":
             _count_failure(request)
