@@ -13,18 +13,18 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from accounts.admin_utils import (
-    ReadOnlyAdminMixin,
     BOTH_LOCATIONS,
-    HostnameSearchMixin,
     ConfirmRow,
+    HostnameSearchMixin,
+    ReadOnlyAdminMixin,
     client_filter,
     confirmation_page,
     is_confirmed,
     username_filter,
 )
 from accounts.audit import RequestContext
-from accounts.hosts import host_display
 from accounts.forms import ThrottledAdminAuthenticationForm
+from accounts.hosts import host_display
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_revoke
 
@@ -158,7 +158,12 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
         ]
         return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
-    @admin.action(description="Revoke key", description_plural="Revoke selected keys", permissions=["revoke"], location=BOTH_LOCATIONS)
+    @admin.action(
+        description="Revoke key",
+        description_plural="Revoke selected keys",
+        permissions=["revoke"],
+        location=BOTH_LOCATIONS,
+    )
     def revoke_keys(self, request, queryset):
         keys = list(queryset.select_related("user"))
         if not is_confirmed(request):
@@ -168,14 +173,14 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
                 keys,
                 action="revoke_keys",
                 title="Revoke keys",
-                intro=ngettext(
-                    "Revoke this key?", "Revoke these %(count)d keys?", len(keys)
-                ) % {"count": len(keys)},
+                intro=ngettext("Revoke this key?", "Revoke these %(count)d keys?", len(keys)) % {"count": len(keys)},
                 rows=[
                     ConfirmRow(
                         f"{key.masked} “{key.name}” of {key.user.username}",
-                        "already revoked" if not key.is_active
-                        else f"created for {host_display(key.created_for_client)}" if key.created_for_client
+                        "already revoked"
+                        if not key.is_active
+                        else f"created for {host_display(key.created_for_client)}"
+                        if key.created_for_client
                         else "created by the user",
                     )
                     for key in keys
@@ -200,9 +205,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
             )
             for key in keys
         )
-        self.message_user(
-            request, ngettext("Revoked %d key.", "Revoked %d keys.", revoked) % revoked, messages.SUCCESS
-        )
+        self.message_user(request, ngettext("Revoked %d key.", "Revoked %d keys.", revoked) % revoked, messages.SUCCESS)
         if revoked < len(keys):
             skipped = len(keys) - revoked
             self.message_user(

@@ -46,9 +46,7 @@ class LoginThrottleMixin:
         self.retry_after = wait
         if audit and throttle.first_refusal(username=username, ip=ip, wait=wait):
             self._audit(AuditEvent.Kind.LOGIN_THROTTLED, username=username, detail={"retry_after": wait})
-        raise ValidationError(
-            self.THROTTLED_MESSAGE, code="throttled", params={"when": throttle.describe_wait(wait)}
-        )
+        raise ValidationError(self.THROTTLED_MESSAGE, code="throttled", params={"when": throttle.describe_wait(wait)})
 
     def _audit(self, kind: str, *, username: str, detail: dict) -> None:
         # The subject is the account when the username exists. What was typed

@@ -98,7 +98,11 @@ def record_failure(*, username: str, ip: str | None) -> int:
     longest = 0
     for scope in _scopes(username, ip):
         slowdown_after, lockout_after = scope.limits()
-        wait = delay_after(_incr(scope.count_key, settings.LOGIN_THROTTLE_WINDOW_SECONDS), slowdown_after=slowdown_after, lockout_after=lockout_after)
+        wait = delay_after(
+            _incr(scope.count_key, settings.LOGIN_THROTTLE_WINDOW_SECONDS),
+            slowdown_after=slowdown_after,
+            lockout_after=lockout_after,
+        )
         if wait:
             cache.set(scope.wait_key, now + wait, timeout=wait)
             longest = max(longest, wait)

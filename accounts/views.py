@@ -4,7 +4,6 @@ The full key appears in exactly one response: the one answering the POST
 that created it (never cached, never in a URL, never in the session).
 """
 
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
@@ -21,8 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import throttle
 from accounts.audit import RequestContext, client_ip
-from accounts.hosts import client_display
 from accounts.forms import KeyNameForm, SignUpForm, ThrottledAuthenticationForm
+from accounts.hosts import client_display
 from accounts.models import ApiKey
 from accounts.services import key_create, key_rename, key_revoke
 
@@ -160,7 +159,9 @@ def key_new(request: HttpRequest) -> HttpResponse:
     form = KeyNameForm(request.POST)
     if not form.is_valid():
         return _keys_page(request, form, status=400)
-    key, raw = key_create(user=request.user, name=form.cleaned_data["name"], context=RequestContext.from_request(request))
+    key, raw = key_create(
+        user=request.user, name=form.cleaned_data["name"], context=RequestContext.from_request(request)
+    )
     response = render(request, "accounts/key_created.html", {"key": key, "raw_key": raw})
     response["Cache-Control"] = "no-store"
     return response
@@ -174,7 +175,9 @@ def key_rename_view(request: HttpRequest, key_id: int) -> HttpResponse:
     form = KeyNameForm(request.POST if request.method == "POST" else None, initial={"name": key.name})
     if request.method == "POST" and form.is_valid():
         old_name = key.name
-        key_rename(key=key, name=form.cleaned_data["name"], context=RequestContext.from_request(request), actor=request.user)
+        key_rename(
+            key=key, name=form.cleaned_data["name"], context=RequestContext.from_request(request), actor=request.user
+        )
         messages.success(request, f"Renamed “{old_name}” to “{key.name}”.")
         return redirect("accounts:keys")
     return render(request, "accounts/key_rename.html", {"key": key, "form": form}, status=400 if form.errors else 200)

@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,10 +227,9 @@ class PostgresDb:
     def table_stats(self) -> dict:
         """Per-table scans and row writes, as the statistics collector saw them."""
         rows = self.query(
-            "SELECT relname, seq_scan, coalesce(idx_scan, 0), n_tup_ins, n_tup_upd, n_tup_del"
-            " FROM pg_stat_user_tables"
+            "SELECT relname, seq_scan, coalesce(idx_scan, 0), n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
         )
-        return {r[0]: dict(zip(("seq_scan", "idx_scan", "ins", "upd", "del"), r[1:])) for r in rows}
+        return {r[0]: dict(zip(("seq_scan", "idx_scan", "ins", "upd", "del"), r[1:], strict=True)) for r in rows}
 
     def analyze(self) -> None:
         self.query("ANALYZE")
@@ -341,9 +340,7 @@ def run_load(
                 outcome = type(exc).__name__
             else:
                 outcome = (
-                    None
-                    if status == req.expect and (req.check is None or req.check in body)
-                    else f"HTTP {status}"
+                    None if status == req.expect and (req.check is None or req.check in body) else f"HTTP {status}"
                 )
             elapsed = (time.perf_counter() - start) * 1000
             if outcome is None:
@@ -434,7 +431,7 @@ def _parse_time(value) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def bench_database(kind: str, args, tmp: Path) -> dict:
@@ -452,9 +449,18 @@ def bench_database(kind: str, args, tmp: Path) -> dict:
         seed_path = tmp / f"seed-{kind}.json"
         _run(
             [
-                PYTHON, "bench/inside_django.py", "seed", str(seed_path),
-                "--users", str(args.users), "--keys-per-user", str(args.keys_per_user),
-                "--codes", str(args.codes), "--issuer", env["OAUTH_ISSUER"],
+                PYTHON,
+                "bench/inside_django.py",
+                "seed",
+                str(seed_path),
+                "--users",
+                str(args.users),
+                "--keys-per-user",
+                str(args.keys_per_user),
+                "--codes",
+                str(args.codes),
+                "--issuer",
+                env["OAUTH_ISSUER"],
             ],
             env,
             "seeding",
@@ -468,12 +474,15 @@ def bench_database(kind: str, args, tmp: Path) -> dict:
             " (SELECT count(*) FROM oauthprovider_authorizationcode WHERE redeemed_at IS NULL),"
             " (SELECT count(*) FROM accounts_auditevent)"
         )[0]
-        report["rows"] = dict(zip(("users", "api_keys", "pending_codes", "audit_events"), counts))
+        report["rows"] = dict(zip(("users", "api_keys", "pending_codes", "audit_events"), counts, strict=True))
 
         with open(log_path, "w") as log:
             server = subprocess.Popen(
                 [GUNICORN, "config.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", str(args.workers)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         _started.append(server)
         deadline = time.monotonic() + 30
@@ -534,9 +543,13 @@ def bench_database(kind: str, args, tmp: Path) -> dict:
                     }
                 ).encode()
                 return Request(
-                    "POST", "/getKeys/token", {"Content-Type": "application/x-www-form-urlencoded"},
-                    body, check=b'"access_token": "kg_',
+                    "POST",
+                    "/getKeys/token",
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                    body,
+                    check=b'"access_token": "kg_',
                 )
+
             return make
 
         def consent(i):
@@ -548,10 +561,21 @@ def bench_database(kind: str, args, tmp: Path) -> dict:
         # Warm-up (not measured): imports, templates, URL resolvers in both workers.
         warm_for = min(2.0, args.seconds)
         for make, cap in (
-            (metadata, 200), (me(warm_keys), 200), (unknown, 200), (consent, 100), (exchange(warm_codes), len(warm_codes)),
+            (metadata, 200),
+            (me(warm_keys), 200),
+            (unknown, 200),
+            (consent, 100),
+            (exchange(warm_codes), len(warm_codes)),
         ):
-            run_load("warm-up", port, make, seconds=warm_for / 2, max_requests=cap,
-                     concurrency=args.concurrency, worker_pids=workers)
+            run_load(
+                "warm-up",
+                port,
+                make,
+                seconds=warm_for / 2,
+                max_requests=cap,
+                concurrency=args.concurrency,
+                worker_pids=workers,
+            )
 
         # With our server idle: is anything else using the machine?
         report["busy_cores_before"] = _machine_busy_cores()
@@ -576,8 +600,16 @@ def bench_database(kind: str, args, tmp: Path) -> dict:
         results, table_deltas = {}, {}
         for name, make, cap, on_sent in scenarios:
             before = db.table_stats()
-            res = run_load(name, port, make, seconds=args.seconds, max_requests=cap,
-                           concurrency=args.concurrency, worker_pids=workers, on_sent=on_sent)
+            res = run_load(
+                name,
+                port,
+                make,
+                seconds=args.seconds,
+                max_requests=cap,
+                concurrency=args.concurrency,
+                worker_pids=workers,
+                on_sent=on_sent,
+            )
             if before is not None:
                 time.sleep(1.5 if args.conn_max_age == 0 else 11)  # let backends flush their statistics
             table_deltas[name] = _stats_delta(before, db.table_stats())
@@ -594,14 +626,9 @@ def bench_database(kind: str, args, tmp: Path) -> dict:
 
         # last_used_at: written once per key (at its first use in this run), not per call.
         hashes = {hashlib.sha256(k.encode()).hexdigest(): k for k in first_sent}
-        rows = db.query(
-            "SELECT key_hash, last_used_at FROM accounts_apikey WHERE last_used_at IS NOT NULL"
-        )
+        rows = db.query("SELECT key_hash, last_used_at FROM accounts_apikey WHERE last_used_at IS NOT NULL")
         touched = {h: _parse_time(t) for h, t in rows if h in hashes}
-        late = [
-            h for h, t in touched.items()
-            if t.timestamp() > first_sent[hashes[h]] + 2.0
-        ]
+        late = [h for h, t in touched.items() if t.timestamp() > first_sent[hashes[h]] + 2.0]
         report["last_used"] = {
             "me_valid_calls": results["me_valid"]["requests"],
             "distinct_keys_used": len(first_sent),
@@ -612,8 +639,12 @@ def bench_database(kind: str, args, tmp: Path) -> dict:
         probe_in = tmp / f"probe-in-{kind}.json"
         probe_in.write_text(
             json.dumps(
-                {"probe_key": probe_key, "probe_code": probe_code,
-                 "probe_users": seed["probe_users"], "consent_path": consent_path}
+                {
+                    "probe_key": probe_key,
+                    "probe_code": probe_code,
+                    "probe_users": seed["probe_users"],
+                    "consent_path": consent_path,
+                }
             )
         )
         probe_out = tmp / f"probe-out-{kind}.json"
@@ -686,15 +717,19 @@ def check(report: dict, *, timing_busy_limit: float) -> tuple[list[str], list[st
             timing.append(f"{db} {name}: p95 {s['p95_ms']} ms > {max_p95} ms")
         if s["server_cpu_ms_per_req"] is None or s["server_cpu_ms_per_req"] > max_cpu:
             missed.append(f"{db} {name}: worker CPU {s['server_cpu_ms_per_req']} ms/request > {max_cpu}")
-    for pid, kb in zip(report["worker_pids"], report["memory_kb"]["workers_rss"]):
+    for pid, kb in zip(report["worker_pids"], report["memory_kb"]["workers_rss"], strict=True):
         if kb / 1024 > MAX_WORKER_RSS_MB:
             missed.append(f"{db} worker {pid}: RSS {kb / 1024:.0f} MB > {MAX_WORKER_RSS_MB} MB")
 
     lu = report["last_used"]
     if lu["keys_written_after_first_use"]:
-        missed.append(f"{db} /v1/me: last_used_at rewritten after first use for {lu['keys_written_after_first_use']} keys")
+        missed.append(
+            f"{db} /v1/me: last_used_at rewritten after first use for {lu['keys_written_after_first_use']} keys"
+        )
     if lu["keys_with_last_used_at"] != lu["distinct_keys_used"]:
-        missed.append(f"{db} /v1/me: {lu['keys_with_last_used_at']} of {lu['distinct_keys_used']} used keys have last_used_at")
+        missed.append(
+            f"{db} /v1/me: {lu['keys_with_last_used_at']} of {lu['distinct_keys_used']} used keys have last_used_at"
+        )
     deltas = report["table_deltas"]
     if deltas["me_valid"] is not None:  # PostgreSQL: the statistics collector's view
         apikey = deltas["me_valid"].get("accounts_apikey", {})
@@ -711,7 +746,10 @@ def check(report: dict, *, timing_busy_limit: float) -> tuple[list[str], list[st
     if q["token_exchange"] > MAX_TOKEN_QUERIES:
         missed.append(f"{db} token exchange: {q['token_exchange']} queries > {MAX_TOKEN_QUERIES}")
     if q["me_next_call"] != 1 or q["me_unknown_key"] != 1 or q["me_first_call"] != 2:
-        missed.append(f"{db} /v1/me queries: first {q['me_first_call']}, next {q['me_next_call']}, unknown {q['me_unknown_key']} (expected 2, 1, 1)")
+        missed.append(
+            f"{db} /v1/me queries: first {q['me_first_call']}, next {q['me_next_call']}, "
+            f"unknown {q['me_unknown_key']} (expected 2, 1, 1)"
+        )
     if q["consent_page_probe-few"] != q["consent_page_probe-many"]:
         missed.append(
             f"{db} consent page: {q['consent_page_probe-few']} queries with {q['consent_page_probe-few_keys']} key(s),"
@@ -730,8 +768,11 @@ def machine() -> dict:
 
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         "?",
     )
     return {
@@ -750,7 +791,9 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured scenario")
     parser.add_argument("--max-requests", type=int, default=20000, help="request cap of each scenario")
-    parser.add_argument("--concurrency", type=int, default=2, help="client threads (closed loop; default: one per worker)")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="client threads (closed loop; default: one per worker)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--keys-per-user", type=int, default=10)
@@ -760,8 +803,12 @@ def main() -> int:
         "--conn-max-age", type=int, default=60, help="CONN_MAX_AGE for the server (default: 60, as shipped)"
     )
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_DEFAULT), help="PostgreSQL server")
-    parser.add_argument("--busy-limit", type=float, default=0.3,
-                        help="cores other processes may use before timing misses become warnings")
+    parser.add_argument(
+        "--busy-limit",
+        type=float,
+        default=0.3,
+        help="cores other processes may use before timing misses become warnings",
+    )
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--no-check", action="store_true", help="report only; exit 0 even when targets are missed")
     args = parser.parse_args()
@@ -770,26 +817,33 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="keygrant-bench-"))
     reports, missed, warnings = [], [], []
     info = machine()
-    print(f"Keygrant benchmark: {info['cores']} cores ({info['cpu']}), {info['memory_gb']} GB, "
-          f"Python {info['python']}, Django {info['django']}, gunicorn {info['gunicorn']} -w {args.workers}, "
-          f"{args.concurrency} client threads on the same machine", flush=True)
+    print(
+        f"Keygrant benchmark: {info['cores']} cores ({info['cpu']}), {info['memory_gb']} GB, "
+        f"Python {info['python']}, Django {info['django']}, gunicorn {info['gunicorn']} -w {args.workers}, "
+        f"{args.concurrency} client threads on the same machine",
+        flush=True,
+    )
     try:
-        for kind in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
             print(f"{kind}: setting up (migrate, seed)...", flush=True)
             report = bench_database(kind, args, tmp)
             reports.append(report)
             print(f"  {kind}: {report['db_version']}, rows {report['rows']}, set-up {report['setup_seconds']} s")
             mem = report["memory_kb"]
-            print(f"  {kind}: worker RSS {[round(k / 1024, 1) for k in mem['workers_rss']]} MB"
-                  f" (peak {[round(k / 1024, 1) for k in mem['workers_peak_rss']]} MB),"
-                  f" master {mem['master_rss'] / 1024:.1f} MB")
-            print(f"  {kind}: queries {({k: v for k, v in report['queries'].items() if k not in ('key_lookup_plan', 'statements')})}")
+            print(
+                f"  {kind}: worker RSS {[round(k / 1024, 1) for k in mem['workers_rss']]} MB"
+                f" (peak {[round(k / 1024, 1) for k in mem['workers_peak_rss']]} MB),"
+                f" master {mem['master_rss'] / 1024:.1f} MB"
+            )
+            shown = {k: v for k, v in report["queries"].items() if k not in ("key_lookup_plan", "statements")}
+            print(f"  {kind}: queries {shown}")
             print(f"  {kind}: last_used_at {report['last_used']}")
             if report["table_deltas"]["me_valid"] is not None:
                 for name, delta in report["table_deltas"].items():
                     shown = {t: {k: v for k, v in c.items() if k != "idx_scan"} for t, c in delta.items()}
-                    print(f"  {kind}: rows written / seq scans during {name}: "
-                          f"{ {t: c for t, c in shown.items() if c} }")
+                    print(
+                        f"  {kind}: rows written / seq scans during {name}: { {t: c for t, c in shown.items() if c} }"
+                    )
             report_missed, report_warnings = check(report, timing_busy_limit=args.busy_limit)
             missed += report_missed
             warnings += report_warnings
@@ -803,15 +857,22 @@ def main() -> int:
         _stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
         if args.json and reports:
-            Path(args.json).write_text(json.dumps({"machine": info, "args": vars(args), "reports": reports,
-                                                   "missed": missed, "warnings": warnings}, indent=2, default=str))
+            Path(args.json).write_text(
+                json.dumps(
+                    {"machine": info, "args": vars(args), "reports": reports, "missed": missed, "warnings": warnings},
+                    indent=2,
+                    default=str,
+                )
+            )
     if warnings:
         print("\nWARNINGS:\n  " + "\n  ".join(warnings))
     if missed:
         print("\nMISSED:\n  " + "\n  ".join(missed))
         return 0 if args.no_check else 1
-    print("\nAll enforced targets met; DESIGN.md properties hold"
-          + (f" ({len(warnings)} warnings above)." if warnings else "."))
+    print(
+        "\nAll enforced targets met; DESIGN.md properties hold"
+        + (f" ({len(warnings)} warnings above)." if warnings else ".")
+    )
     return 0
 
 

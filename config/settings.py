@@ -34,15 +34,12 @@ DEV_KEY_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXlncmFudC1mZXJuZXQ="
 def _require_production_secret(name: str, value: str, dev_value: str) -> str:
     if not DEVELOPMENT and (not value or dev_value in value):
         raise ImproperlyConfigured(
-            f"{name} must be set to a real secret when DEBUG is off "
-            "(the development default is refused)."
+            f"{name} must be set to a real secret when DEBUG is off (the development default is refused)."
         )
     return value or dev_value
 
 
-SECRET_KEY = _require_production_secret(
-    "SECRET_KEY", env.str("SECRET_KEY", default=""), DEV_SECRET_KEY
-)
+SECRET_KEY = _require_production_secret("SECRET_KEY", env.str("SECRET_KEY", default=""), DEV_SECRET_KEY)
 
 # --- OAuth -------------------------------------------------------------------
 
@@ -142,11 +139,7 @@ if OAUTH_CODE_RETENTION_DAYS < 0 or MAINTENANCE_BATCH_SIZE < 1:
 
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS",
-    default=(
-        ["localhost", "127.0.0.1", "[::1]", "testserver"]
-        if DEVELOPMENT
-        else [_issuer.hostname]
-    ),
+    default=(["localhost", "127.0.0.1", "[::1]", "testserver"] if DEVELOPMENT else [_issuer.hostname]),
 )
 # Behind a reverse proxy, the number of proxies whose X-Forwarded-For entries
 # are trusted when finding the client's address (rate limits, audit log).
@@ -290,9 +283,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # HTTPS-only settings follow the scheme of the public URL, so that a loopback
 # http:// issuer still runs with DEBUG off.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=ISSUER_IS_HTTPS and not DEVELOPMENT)
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if ISSUER_IS_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = ISSUER_IS_HTTPS
 # The preload flag only makes the site eligible for browsers' HSTS lists.

@@ -16,10 +16,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from accounts.admin_utils import (
-    ReadOnlyAdminMixin,
     BOTH_LOCATIONS,
     ConfirmRow,
     HostnameSearchMixin,
+    ReadOnlyAdminMixin,
     client_filter,
     confirmation_page,
     is_confirmed,
@@ -361,12 +361,10 @@ class ResourceServerAdmin(admin.ModelAdmin):
                 servers,
                 action="revoke_credentials",
                 title="Revoke introspection credentials",
-                intro=ngettext(
-                    "Revoke these credentials?", "Revoke these %(count)d credentials?", len(servers)
-                ) % {"count": len(servers)},
+                intro=ngettext("Revoke these credentials?", "Revoke these %(count)d credentials?", len(servers))
+                % {"count": len(servers)},
                 rows=[
-                    ConfirmRow(f"{s.name} ({s.client_id})", "" if s.is_active else "already revoked")
-                    for s in servers
+                    ConfirmRow(f"{s.name} ({s.client_id})", "" if s.is_active else "already revoked") for s in servers
                 ],
                 explanation=[
                     "The resource server's next introspection request gets 401: it can no longer "

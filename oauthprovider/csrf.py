@@ -30,4 +30,3 @@ class ConsentCsrfMiddleware(CsrfViewMiddleware):
 
 
 consent_csrf_protect = decorator_from_middleware(ConsentCsrfMiddleware)
-

@@ -275,6 +275,7 @@ MAX_METADATA_URL = 255  # grants record it; longer URLs are refused
 MAX_CLIENT_NAME = 100
 MAX_REDIRECT_URIS = 10
 
+
 def is_metadata_document_url(raw: str) -> bool:
     return raw.startswith(("https://", "http://"))
 

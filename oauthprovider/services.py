@@ -46,9 +46,7 @@ def _chosen_key(*, user: User, key_choice: str) -> ApiKey:
     return key
 
 
-def consent_approve(
-    *, user: User, auth_request: AuthorizationRequest, key_choice: str, context: RequestContext
-) -> str:
+def consent_approve(*, user: User, auth_request: AuthorizationRequest, key_choice: str, context: RequestContext) -> str:
     """Record the user's Allow and issue a one-time code; returns the code.
 
     Raises KeyChoiceError (and writes nothing) if `key_choice` is neither
@@ -135,9 +133,7 @@ def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tupl
     granted (RFC 6749 10.5).
     """
     code = (
-        AuthorizationCode.objects.select_related("key", "grant")
-        .filter(code_hash=hash_code(token_request.code))
-        .first()
+        AuthorizationCode.objects.select_related("key", "grant").filter(code_hash=hash_code(token_request.code)).first()
     )
     if code is None:
         raise _invalid_grant("The authorization code is unknown, expired or already used.")
@@ -242,8 +238,7 @@ def grant_revoke(
         if newly_revoked:
             grant.revoked_at, grant.revoked_by, grant.revoked_by_user = now, by, actor
         candidates = {
-            k.pk: k
-            for k in ApiKey.objects.active().filter(user_id=grant.user_id, created_for_client=grant.client_id)
+            k.pk: k for k in ApiKey.objects.active().filter(user_id=grant.user_id, created_for_client=grant.client_id)
         }
         for key in [grant.key] if (grant.key and revoke_key) else []:
             candidates[key.pk] = key
@@ -316,9 +311,7 @@ def resource_server_create(
 def resource_server_revoke(*, server: ResourceServer, context: RequestContext, actor: User | None) -> bool:
     """Withdraw introspection credentials at once; False if they were already revoked."""
     with transaction.atomic():
-        revoked = ResourceServer.objects.filter(pk=server.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
+        revoked = ResourceServer.objects.filter(pk=server.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if revoked:
             audit_record(
                 kind=AuditEvent.Kind.RESOURCE_SERVER_REVOKED,

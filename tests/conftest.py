@@ -105,9 +105,7 @@ def approve(client: Client, params: dict[str, str], *, key: str = "new") -> str:
     """Walk authorize -> consent -> Allow; returns the redirect Location."""
     page = client.get(authorize_url(params))
     assert page.status_code == 200, page.content[:500]
-    response = client.post(
-        "/getKeys/authorize", {"request": consent_request_id(page), "decision": "allow", "key": key}
-    )
+    response = client.post("/getKeys/authorize", {"request": consent_request_id(page), "decision": "allow", "key": key})
     assert response.status_code == 302
     return response["Location"]
 

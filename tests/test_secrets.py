@@ -139,14 +139,14 @@ def test_the_admin_never_shows_a_key_a_code_or_a_verifier(alice, alice_client):
     operator.force_login(User.objects.create_superuser("root", "root@example.com", "root-password"))
 
     pages = [changelist]
-    for model, model_admin in admin.site._registry.items():
+    for model in admin.site._registry:
         info = (model._meta.app_label, model._meta.model_name)
         try:
-            pages.append(reverse("admin:%s_%s_changelist" % info))
+            pages.append(reverse("admin:{}_{}_changelist".format(*info)))
         except NoReverseMatch:
             continue
         for pk in model.objects.values_list("pk", flat=True)[:20]:
-            pages.append(reverse("admin:%s_%s_change" % info, args=[pk]))
+            pages.append(reverse("admin:{}_{}_change".format(*info), args=[pk]))
 
     for url in pages:
         response = operator.get(url)

@@ -73,7 +73,12 @@ def test_production_refuses_to_start_without_real_values(production_env, name, v
 
 def test_https_settings_follow_an_https_issuer(production_env):
     values = settings_of(
-        production_env, "DEBUG", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"
+        production_env,
+        "DEBUG",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
     )
     assert values == {
         "DEBUG": False,

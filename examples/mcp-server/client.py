@@ -92,7 +92,9 @@ async def main(server_url: str) -> None:
 
     auth = OAuthClientProvider(
         server_url=server_url,
-        client_metadata=OAuthClientMetadata(redirect_uris=[callback.redirect_uri], client_name="Keygrant example client"),
+        client_metadata=OAuthClientMetadata(
+            redirect_uris=[callback.redirect_uri], client_name="Keygrant example client"
+        ),
         storage=MemoryStorage(),
         redirect_handler=open_browser,
         callback_handler=wait_for_callback,

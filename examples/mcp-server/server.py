@@ -149,7 +149,7 @@ def create_app(config: Config) -> Starlette:
         name = user.get("name") or user["username"]
         return (
             f"You are {name} (username {user['username']}) on Keygrant, "
-            f"using the key \"{key['name']}\" ({key['prefix']}...)."
+            f'using the key "{key["name"]}" ({key["prefix"]}...).'
         )
 
     # Host-header checks against DNS rebinding: our public host and loopback.

@@ -84,9 +84,7 @@ def _consent_page(
 def _previous_choice(request: HttpRequest, auth_request: AuthorizationRequest) -> str:
     """The key chosen last time for this host, if it was an existing key still active."""
     grant = (
-        Grant.objects.select_related("key")
-        .filter(user=request.user, client_id=auth_request.client.grant_id)
-        .first()
+        Grant.objects.select_related("key").filter(user=request.user, client_id=auth_request.client.grant_id).first()
     )
     if grant and grant.key and grant.key.is_active and not grant.key_created_by_consent:
         return str(grant.key.pk)
@@ -140,8 +138,7 @@ def decide(request: HttpRequest) -> HttpResponse:
             request,
             OAuthError(
                 "invalid_request",
-                "This authorization request has expired or was already answered. "
-                "Go back to the app and start again.",
+                "This authorization request has expired or was already answered. Go back to the app and start again.",
                 redirectable=False,
             ),
         )
@@ -159,9 +156,7 @@ def decide(request: HttpRequest) -> HttpResponse:
     elif decision == "allow":
         key_choice = request.POST.get("key", NEW_KEY)
         try:
-            code = consent_approve(
-                user=request.user, auth_request=auth_request, key_choice=key_choice, context=context
-            )
+            code = consent_approve(user=request.user, auth_request=auth_request, key_choice=key_choice, context=context)
         except KeyChoiceError:
             return _consent_page(
                 request, auth_request, rid, selected=NEW_KEY, error="Choose one of your active keys, or a new key."

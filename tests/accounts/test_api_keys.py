@@ -7,7 +7,7 @@ from django.test import Client
 from accounts.audit import SYSTEM
 from accounts.models import ApiKey, AuditEvent
 from accounts.services import key_create
-from tests.conftest import authorize_params, approve
+from tests.conftest import approve, authorize_params
 
 
 def create_key(client: Client, name: str = "CI server"):
@@ -54,7 +54,14 @@ def test_a_new_key_is_shown_once_in_the_answer_to_the_post(alice, alice_client):
     assert me.json()["key"] == {"name": "CI server", "prefix": key.prefix}
 
     # ...and no later page, session or audit record ever contains it again.
-    for path in ["/", "/keys/", f"/keys/{key.pk}/rename/", f"/keys/{key.pk}/revoke/", "/apps/", "/accounts/password/change/"]:
+    for path in [
+        "/",
+        "/keys/",
+        f"/keys/{key.pk}/rename/",
+        f"/keys/{key.pk}/revoke/",
+        "/apps/",
+        "/accounts/password/change/",
+    ]:
         later = alice_client.get(path, follow=True)
         assert raw not in later.content.decode(), path
     renamed = alice_client.post(f"/keys/{key.pk}/rename/", {"name": "CI"}, follow=True)

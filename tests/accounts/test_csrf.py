@@ -36,7 +36,12 @@ def test_the_key_forms_work_with_the_token_from_the_page(strict_alice, alice_key
 def test_signing_in_signing_up_and_signing_out_need_the_csrf_token(alice):
     browser = Client(enforce_csrf_checks=True)
     assert browser.post("/accounts/login/", {"username": "alice", "password": "alice-password"}).status_code == 403
-    data = {"username": "carol", "email": "c@example.com", "password1": "a long passphrase", "password2": "a long passphrase"}
+    data = {
+        "username": "carol",
+        "email": "c@example.com",
+        "password1": "a long passphrase",
+        "password2": "a long passphrase",
+    }
     assert browser.post("/accounts/signup/", data).status_code == 403
     assert not User.objects.filter(username="carol").exists()
 
@@ -47,9 +52,16 @@ def test_signing_in_signing_up_and_signing_out_need_the_csrf_token(alice):
 
 
 def test_password_forms_need_the_csrf_token(strict_alice, alice, mailoutbox):
-    change = {"old_password": "alice-password", "new_password1": "forged passphrase", "new_password2": "forged passphrase"}
+    change = {
+        "old_password": "alice-password",
+        "new_password1": "forged passphrase",
+        "new_password2": "forged passphrase",
+    }
     assert strict_alice.post("/accounts/password/change/", change).status_code == 403
-    assert Client(enforce_csrf_checks=True).post("/accounts/password/reset/", {"email": "alice@example.com"}).status_code == 403
+    assert (
+        Client(enforce_csrf_checks=True).post("/accounts/password/reset/", {"email": "alice@example.com"}).status_code
+        == 403
+    )
     assert mailoutbox == []
 
     browser = Client(enforce_csrf_checks=True)

@@ -130,7 +130,11 @@ def test_every_kind_the_issue_lists_exists():
 
 def test_a_throttled_login_is_shown(operator_client, alice):
     audit_record(
-        kind=AuditEvent.Kind.LOGIN_THROTTLED, context=SYSTEM, actor_kind="system", subject=alice, detail={"failures": 10}
+        kind=AuditEvent.Kind.LOGIN_THROTTLED,
+        context=SYSTEM,
+        actor_kind="system",
+        subject=alice,
+        detail={"failures": 10},
     )
     page = operator_client.get(EVENTS + "?kind__exact=login_throttled").content.decode()
     assert "Login throttled" in page and ">alice<" in page

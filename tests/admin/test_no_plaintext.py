@@ -45,7 +45,8 @@ def test_no_admin_page_contains_a_key_or_its_stored_forms(operator_client, alice
     ]
     pages.append(
         operator_client.post(
-            reverse("admin:accounts_apikey_changelist"), {"action": "revoke_keys", ACTION_CHECKBOX_NAME: keys, "index": "0"}
+            reverse("admin:accounts_apikey_changelist"),
+            {"action": "revoke_keys", ACTION_CHECKBOX_NAME: keys, "index": "0"},
         )
     )
     for response in pages:

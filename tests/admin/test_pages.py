@@ -226,7 +226,9 @@ def test_apikey_model_is_still_listed(operator_client, alice_key):
 
 
 def test_the_grant_page_links_to_its_codes_and_events(operator_client, alice, grant_with_new_key):
-    page = operator_client.get(reverse("admin:oauthprovider_grant_change", args=[grant_with_new_key.pk])).content.decode()
+    page = operator_client.get(
+        reverse("admin:oauthprovider_grant_change", args=[grant_with_new_key.pk])
+    ).content.decode()
     events = f"{reverse('admin:accounts_auditevent_changelist')}?subject__id__exact={alice.pk}&client=yourapp.com"
     assert events.replace("&", "&amp;") in page
     listed = operator_client.get(events).content.decode()

@@ -38,7 +38,9 @@ def test_the_query_count_stays_flat_as_rows_grow(operator_client, name, query):
     assert len(many) == len(few), "\n".join(many)
 
 
-@pytest.mark.parametrize("name", ["accounts_apikey", "accounts_auditevent", "oauthprovider_grant", "oauthprovider_authorizationcode"])
+@pytest.mark.parametrize(
+    "name", ["accounts_apikey", "accounts_auditevent", "oauthprovider_grant", "oauthprovider_authorizationcode"]
+)
 def test_sixty_rows_are_listed(operator_client, name):
     populate(60)
     page = operator_client.get(reverse(f"admin:{name}_changelist")).content.decode()

@@ -12,9 +12,13 @@ from oauthprovider.models import ResourceServer
 
 def introspect_status(client_id: str, secret: str) -> int:
     auth = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return Client().post(
-        "/getKeys/introspect", "token=x", content_type="application/x-www-form-urlencoded", HTTP_AUTHORIZATION=auth
-    ).status_code
+    return (
+        Client()
+        .post(
+            "/getKeys/introspect", "token=x", content_type="application/x-www-form-urlencoded", HTTP_AUTHORIZATION=auth
+        )
+        .status_code
+    )
 
 
 def test_adding_a_resource_server_shows_its_secret_once(operator_client, operator):
@@ -57,9 +61,12 @@ def test_revoking_credentials_asks_first_then_records_it(operator_client):
 def test_credentials_cannot_be_deleted_or_edited(operator_client):
     operator_client.post(reverse("admin:oauthprovider_resourceserver_add"), {"name": "docs MCP"})
     server = ResourceServer.objects.get()
-    assert operator_client.post(
-        reverse("admin:oauthprovider_resourceserver_delete", args=[server.pk]), {"post": "yes"}
-    ).status_code == 403
+    assert (
+        operator_client.post(
+            reverse("admin:oauthprovider_resourceserver_delete", args=[server.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     operator_client.post(reverse("admin:oauthprovider_resourceserver_change", args=[server.pk]), {"name": "renamed"})
     server.refresh_from_db()
     assert server.name == "docs MCP"

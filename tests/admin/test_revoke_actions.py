@@ -67,9 +67,7 @@ def test_revoke_grant_and_its_key_revokes_the_pre_existing_key(operator_client, 
         operator_client, GRANTS, "revoke_grants_and_keys", [grant_with_existing_key.pk], confirm=False
     ).content.decode()
     assert "will be revoked too" in page
-    response = run_action(
-        operator_client, GRANTS, "revoke_grants_and_keys", [grant_with_existing_key.pk], confirm=True
-    )
+    response = run_action(operator_client, GRANTS, "revoke_grants_and_keys", [grant_with_existing_key.pk], confirm=True)
     assert not refreshed(grant_with_existing_key).is_active
     assert not refreshed(alice_key[0]).is_active
     assert "Revoked 1 grant and 1 key." in messages_of(response)
@@ -79,9 +77,7 @@ def test_the_second_action_also_revokes_the_key_of_an_already_revoked_grant(
     operator_client, grant_with_existing_key, alice_key
 ):
     run_action(operator_client, GRANTS, "revoke_grants", [grant_with_existing_key.pk], confirm=True)
-    response = run_action(
-        operator_client, GRANTS, "revoke_grants_and_keys", [grant_with_existing_key.pk], confirm=True
-    )
+    response = run_action(operator_client, GRANTS, "revoke_grants_and_keys", [grant_with_existing_key.pk], confirm=True)
     assert not refreshed(alice_key[0]).is_active
     assert messages_of(response)[-2:] == ["Revoked 0 grants and 1 key.", "1 grant was already revoked."]
 
@@ -113,10 +109,14 @@ def test_a_grant_is_revoked_from_its_own_page(operator_client, grant_with_new_ke
     url = reverse("admin:oauthprovider_grant_change", args=[grant_with_new_key.pk])
     page = operator_client.get(url).content.decode()
     assert "Revoke grant and its key" in page
-    confirm = run_action(operator_client, url, "revoke_grants", [grant_with_new_key.pk], confirm=False, field="CHANGE_FORM-action")
+    confirm = run_action(
+        operator_client, url, "revoke_grants", [grant_with_new_key.pk], confirm=False, field="CHANGE_FORM-action"
+    )
     assert confirm.status_code == 200
     assert 'name="CHANGE_FORM-action" value="revoke_grants"' in confirm.content.decode()
-    response = run_action(operator_client, url, "revoke_grants", [grant_with_new_key.pk], confirm=True, field="CHANGE_FORM-action")
+    response = run_action(
+        operator_client, url, "revoke_grants", [grant_with_new_key.pk], confirm=True, field="CHANGE_FORM-action"
+    )
     assert response.status_code == 302 and response["Location"] == url
     assert not refreshed(grant_with_new_key).is_active
 
@@ -125,7 +125,12 @@ def test_grants_cannot_be_added_edited_or_deleted(operator_client, grant_with_ne
     change = reverse("admin:oauthprovider_grant_change", args=[grant_with_new_key.pk])
     assert operator_client.get(reverse("admin:oauthprovider_grant_add")).status_code == 403
     assert operator_client.post(change, {"scope": "everything", "_save": "Save"}).status_code == 403
-    assert operator_client.post(reverse("admin:oauthprovider_grant_delete", args=[grant_with_new_key.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        operator_client.post(
+            reverse("admin:oauthprovider_grant_delete", args=[grant_with_new_key.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert refreshed(grant_with_new_key).scope == "key:read"
     assert "delete_selected" not in operator_client.get(GRANTS).content.decode()
 
@@ -148,7 +153,9 @@ def test_keys_cannot_be_added_edited_or_deleted(operator_client, alice_key):
     assert operator_client.get(reverse("admin:accounts_apikey_add")).status_code == 403
     change = reverse("admin:accounts_apikey_change", args=[key.pk])
     assert operator_client.post(change, {"name": "renamed", "_save": "Save"}).status_code == 403
-    assert operator_client.post(reverse("admin:accounts_apikey_delete", args=[key.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        operator_client.post(reverse("admin:accounts_apikey_delete", args=[key.pk]), {"post": "yes"}).status_code == 403
+    )
     assert ApiKey.objects.get(pk=key.pk).name == "laptop"
 
 
@@ -159,7 +166,12 @@ def test_codes_are_read_only(operator_client, grant_with_new_key):
     assert code.code_hash not in page and code.code_challenge not in page
     assert "pending" in page
     assert operator_client.post(change, {"failed_attempts": "0", "_save": "Save"}).status_code == 403
-    assert operator_client.post(reverse("admin:oauthprovider_authorizationcode_delete", args=[code.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        operator_client.post(
+            reverse("admin:oauthprovider_authorizationcode_delete", args=[code.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert operator_client.get(reverse("admin:oauthprovider_authorizationcode_add")).status_code == 403
 
 

@@ -42,7 +42,12 @@ def test_an_admin_page_links_to_the_actions_they_took(operator_client, operator)
 def test_a_user_can_be_added_through_admin(operator_client):
     response = operator_client.post(
         reverse("admin:accounts_user_add"),
-        {"username": "carol", "password1": "a-long-passphrase-42", "password2": "a-long-passphrase-42", "usable_password": "true"},
+        {
+            "username": "carol",
+            "password1": "a-long-passphrase-42",
+            "password2": "a-long-passphrase-42",
+            "usable_password": "true",
+        },
     )
     assert response.status_code == 302
     assert User.objects.filter(username="carol").exists()

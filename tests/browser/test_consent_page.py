@@ -1,6 +1,5 @@
 """The consent page itself in Chromium: framing, no JavaScript, a phone screen."""
 
-import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest

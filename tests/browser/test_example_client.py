@@ -67,9 +67,7 @@ def test_deny_sends_access_denied_back_to_the_app(page, provider, example_app, a
     assert not ApiKey.objects.filter(user=alice).exists()
 
 
-def test_choosing_an_existing_key_hands_over_that_key_and_is_preselected_next_time(
-    page, provider, example_app, alice
-):
+def test_choosing_an_existing_key_hands_over_that_key_and_is_preselected_next_time(page, provider, example_app, alice):
     laptop, _ = key_create(user=alice, name="laptop", context=SYSTEM)
     start_at_the_app(page, example_app, provider)
     log_in(page, alice)

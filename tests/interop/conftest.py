@@ -24,9 +24,7 @@ CAROL_PASSWORD = "carol-interop-password"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "interop: real third-party clients against Keygrant under a live server"
-    )
+    config.addinivalue_line("markers", "interop: real third-party clients against Keygrant under a live server")
 
 
 @pytest.fixture
@@ -40,9 +38,7 @@ def keygrant(live_server, settings) -> str:
 
 @pytest.fixture
 def carol(transactional_db) -> User:
-    return User.objects.create_user(
-        username="carol", password=CAROL_PASSWORD, first_name="Carol", last_name="Interop"
-    )
+    return User.objects.create_user(username="carol", password=CAROL_PASSWORD, first_name="Carol", last_name="Interop")
 
 
 @pytest.fixture

@@ -141,9 +141,7 @@ def test_a_redirect_to_another_host_is_refused_even_if_listed(docs, alice_client
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize(
-    ("status", "headers"), [(302, {"Location": "http://127.0.0.1:1/"}), (404, {}), (500, {})]
-)
+@pytest.mark.parametrize(("status", "headers"), [(302, {"Location": "http://127.0.0.1:1/"}), (404, {}), (500, {})])
 def test_redirects_and_errors_are_not_followed(docs, status, headers):
     url = docs.publish("/r.json", b"{}", status=status, headers=headers)
     with pytest.raises(MetadataFetchError):
@@ -182,8 +180,20 @@ def test_http_urls_are_refused_in_production_mode(db, settings, alice_client, pk
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "224.0.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
 )
 def test_names_resolving_to_private_addresses_are_refused(monkeypatch, address):
     connected = []
@@ -213,7 +223,9 @@ def test_any_private_address_among_several_refuses_the_name(monkeypatch):
 def test_the_connection_goes_to_the_checked_address(monkeypatch, settings):
     """No second DNS lookup: a rebinding name cannot swap in a private address."""
     monkeypatch.setattr(
-        cimd.socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
+        cimd.socket,
+        "getaddrinfo",
+        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))],
     )
     seen = []
 

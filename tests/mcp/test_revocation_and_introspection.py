@@ -15,7 +15,9 @@ from tests.conftest import CLIENT_ID, exchange, issue_code
 
 def key_for(client: Client, pkce, **overrides) -> str:
     code = issue_code(client, pkce, **overrides)
-    response = exchange(Client(), code, pkce, **{k: v for k, v in overrides.items() if k in ("client_id", "redirect_uri")})
+    response = exchange(
+        Client(), code, pkce, **{k: v for k, v in overrides.items() if k in ("client_id", "redirect_uri")}
+    )
     assert response.status_code == 200, response.content
     return response.json()["access_token"]
 
@@ -136,9 +138,7 @@ def test_a_revoked_or_unknown_key_is_inactive(alice_client, pkce_pair, resource_
     assert introspect("kg_nothing", resource_server).json() == {"active": False}
 
 
-@pytest.mark.parametrize(
-    "credentials", [None, ("rs_unknown", "secret"), ("", ""), ("rs_x", "y" * 300)]
-)
+@pytest.mark.parametrize("credentials", [None, ("rs_unknown", "secret"), ("", ""), ("rs_x", "y" * 300)])
 def test_introspection_refuses_unauthenticated_callers(alice_client, pkce_pair, credentials):
     key = key_for(alice_client, pkce_pair)
     response = introspect(key, credentials)
@@ -163,7 +163,9 @@ def test_introspection_is_not_open_to_browsers(resource_server):
 
 def test_a_garbled_basic_header_is_refused_cleanly(db):
     response = Client().post(
-        "/getKeys/introspect", "token=x", content_type="application/x-www-form-urlencoded",
+        "/getKeys/introspect",
+        "token=x",
+        content_type="application/x-www-form-urlencoded",
         HTTP_AUTHORIZATION="Basic %%%not-base64",
     )
     assert response.status_code == 401

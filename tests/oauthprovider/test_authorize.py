@@ -3,7 +3,7 @@ tricks, the login round trip, the consent page and the user's decision."""
 
 import html
 import re
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 from django.conf import settings
@@ -16,7 +16,6 @@ from accounts.models import ApiKey, AuditEvent
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, Grant
 from tests.conftest import (
-    CLIENT_ID,
     REDIRECT_URI,
     approve,
     authorize_params,
@@ -95,9 +94,7 @@ def key_choices(response) -> list[str]:
 
 
 def post_decision(client: Client, page, *, decision: str = "allow", key: str = "new"):
-    return client.post(
-        "/getKeys/authorize", {"request": consent_request_id(page), "decision": decision, "key": key}
-    )
+    return client.post("/getKeys/authorize", {"request": consent_request_id(page), "decision": decision, "key": key})
 
 
 # --- client_id and redirect_uri: an error page, never a redirect -------------------------
@@ -186,7 +183,9 @@ def test_it_refuses_a_redirect_uri_with_a_backslash(alice_client, pkce_pair, uri
     assert_refused_without_redirect(get_authorize(alice_client, pkce_pair, redirect_uri=uri))
 
 
-@pytest.mark.parametrize("uri", ["https:/evil.com/", "https:/yourapp.com/callback", "//yourapp.com/callback", "/callback"])
+@pytest.mark.parametrize(
+    "uri", ["https:/evil.com/", "https:/yourapp.com/callback", "//yourapp.com/callback", "/callback"]
+)
 def test_it_refuses_a_redirect_uri_that_is_not_absolute(alice_client, pkce_pair, uri):
     assert_refused_without_redirect(get_authorize(alice_client, pkce_pair, redirect_uri=uri))
 
@@ -202,7 +201,9 @@ def test_it_refuses_a_redirect_uri_with_control_characters_or_whitespace(alice_c
         assert_refused_without_redirect(get_authorize(alice_client, pkce_pair, redirect_uri=uri))
 
 
-@pytest.mark.parametrize("uri", ["https://yourapp.com/café", "https://yourаpp.com/callback", "https://yourapp.com/\u202e"])
+@pytest.mark.parametrize(
+    "uri", ["https://yourapp.com/café", "https://yourаpp.com/callback", "https://yourapp.com/\u202e"]
+)
 def test_it_refuses_a_redirect_uri_with_raw_non_ascii(alice_client, pkce_pair, uri):
     assert_refused_without_redirect(get_authorize(alice_client, pkce_pair, redirect_uri=uri))
 
@@ -237,9 +238,7 @@ def test_it_refuses_a_redirect_uri_on_a_look_alike_or_other_host(alice_client, p
 
 
 def test_it_refuses_plain_http_for_a_website(alice_client, pkce_pair):
-    assert_refused_without_redirect(
-        get_authorize(alice_client, pkce_pair, redirect_uri="http://yourapp.com/callback")
-    )
+    assert_refused_without_redirect(get_authorize(alice_client, pkce_pair, redirect_uri="http://yourapp.com/callback"))
 
 
 def test_it_accepts_any_port_and_path_on_the_client_host(alice_client, pkce_pair):
@@ -445,9 +444,7 @@ def test_an_anonymous_user_is_sent_to_login_and_back_to_the_same_request(alice, 
 
     login_page = browser.get(response["Location"])
     assert login_page.status_code == 200
-    logged_in = browser.post(
-        login_url, {"username": "alice", "password": "alice-password", REDIRECT_FIELD_NAME: url}
-    )
+    logged_in = browser.post(login_url, {"username": "alice", "password": "alice-password", REDIRECT_FIELD_NAME: url})
     assert logged_in.status_code == 302
     assert logged_in["Location"] == url
 

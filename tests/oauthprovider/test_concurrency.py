@@ -60,9 +60,7 @@ def redeem_concurrently(code: str, verifier: str, *, threads: int = THREADS) -> 
     def worker(index: int) -> None:
         try:
             barrier.wait(timeout=30)
-            response = Client().post(
-                "/getKeys/token", body, content_type="application/x-www-form-urlencoded"
-            )
+            response = Client().post("/getKeys/token", body, content_type="application/x-www-form-urlencoded")
             results[index] = (response.status_code, response.json())
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             results[index] = exc

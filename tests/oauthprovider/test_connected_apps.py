@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, AuditEvent
 from oauthprovider.models import Grant
-from tests.conftest import authorize_params, approve, exchange, issue_code
+from tests.conftest import exchange, issue_code
 
 
 def connect(client: Client, pkce, *, key: str = "new") -> str:

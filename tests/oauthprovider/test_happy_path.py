@@ -1,6 +1,6 @@
 from django.test import Client
 
-from tests.conftest import CLIENT_ID, REDIRECT_URI, authorize_params, approve, exchange, query_of
+from tests.conftest import CLIENT_ID, REDIRECT_URI, approve, authorize_params, exchange, query_of
 
 
 def test_a_client_gets_a_working_key_from_authorize_to_the_api(alice_client, pkce_pair):

@@ -95,9 +95,7 @@ def test_it_answers_cors_for_any_origin_without_credentials(db):
 
 
 def test_it_answers_a_cors_preflight(db):
-    response = Client().options(
-        URL, HTTP_ORIGIN="https://yourapp.com", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
-    )
+    response = Client().options(URL, HTTP_ORIGIN="https://yourapp.com", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")
     assert response.status_code == 204
     assert response["Access-Control-Allow-Origin"] == "*"
     assert "GET" in response["Access-Control-Allow-Methods"]

@@ -274,7 +274,9 @@ def test_a_redirect_uri_with_another_scheme_is_refused(uri):
     refuses_redirect(uri)
 
 
-@pytest.mark.parametrize("uri", ["https://yourapp.com:0/", "https://yourapp.com:65536/", "https://yourapp.com:/", "https://yourapp.com:x/"])
+@pytest.mark.parametrize(
+    "uri", ["https://yourapp.com:0/", "https://yourapp.com:65536/", "https://yourapp.com:/", "https://yourapp.com:x/"]
+)
 def test_a_redirect_uri_with_an_invalid_port_is_refused(uri):
     refuses_redirect(uri)
 

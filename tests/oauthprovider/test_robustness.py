@@ -6,7 +6,7 @@ The test client re-raises any exception a view lets escape, so a crash
 fails the test with its traceback; a response must also be below 500.
 """
 
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -300,8 +300,14 @@ def test_token_survives_a_nul_in_the_user_agent(base_token):
 
 
 def test_token_survives_a_nul_in_the_user_agent_on_an_invalid_grant(db):
-    assert_json_error(post_token(urlencode({"grant_type": "authorization_code", "code": "x", "client_id": "a.b",
-                                            "redirect_uri": "https://a.b/"}), HTTP_USER_AGENT="\x00" * 400))
+    assert_json_error(
+        post_token(
+            urlencode(
+                {"grant_type": "authorization_code", "code": "x", "client_id": "a.b", "redirect_uri": "https://a.b/"}
+            ),
+            HTTP_USER_AGENT="\x00" * 400,
+        )
+    )
 
 
 def test_the_decision_survives_a_nul_in_the_user_agent(alice_client, consent_page):

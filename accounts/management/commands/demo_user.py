@@ -27,5 +27,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Keygrant development logins"))
         for username, password in logins:
             self.stdout.write(f"  {username:<6} password: {password}")
-        self.stdout.write(f"  Sign in at {settings.OAUTH_ISSUER}/accounts/login/  (admin: {settings.OAUTH_ISSUER}/admin/)")
+        self.stdout.write(
+            f"  Sign in at {settings.OAUTH_ISSUER}/accounts/login/  (admin: {settings.OAUTH_ISSUER}/admin/)"
+        )
         self.stdout.write("")
