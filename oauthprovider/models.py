@@ -21,6 +21,8 @@ class Grant(models.Model):
     # The name a metadata-document client gives itself (unverified; shown beside the host).
     client_name = models.CharField(max_length=100, blank=True)
     scope = models.CharField(max_length=100)
+    # RFC 8707 resources the last consent named; introspection reports them as `aud`.
+    resources = models.JSONField(default=list, blank=True)
     key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="grants")
     # True when this consent created the key (rather than the user choosing an
     # existing one): revoking the grant then revokes the key too.

@@ -64,6 +64,7 @@ def consent_approve(*, user: User, auth_request: AuthorizationRequest, key_choic
             user=user, client_id=client.grant_id, defaults={"scope": auth_request.scope, "first_authorized_at": now}
         )
         grant.scope = auth_request.scope
+        grant.resources = list(auth_request.resources)
         grant.client_name = client.name or ""
         grant.key = key
         grant.key_created_by_consent = created
@@ -342,9 +343,9 @@ def key_introspect(*, raw_key: str) -> dict:
     key = ApiKey.objects.for_raw_key(raw_key)
     if key is None:
         return {"active": False}
-    holder = key.created_for_client or (
-        Grant.objects.filter(key=key, revoked_at__isnull=True).values_list("client_id", flat=True).first()
-    )
+    grants = list(Grant.objects.filter(key=key, revoked_at__isnull=True).values_list("client_id", "resources"))
+    holder = key.created_for_client or (grants[0][0] if grants else None)
+    audience = sorted({resource for _, resources in grants for resource in resources})
     answer = {
         "active": True,
         "scope": SCOPE_KEY_READ,
@@ -356,4 +357,7 @@ def key_introspect(*, raw_key: str) -> dict:
     }
     if holder:
         answer["client_id"] = holder
+    if audience:
+        # The resources the user consented to hand this key to (RFC 7662 2.2, RFC 8707).
+        answer["aud"] = audience
     return answer

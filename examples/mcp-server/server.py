@@ -127,7 +127,8 @@ def create_app(config: Config) -> Starlette:
             resource_server_url=config.server_url,
             required_scopes=[SCOPE],
             # A Keygrant key is the user's API key, valid on every API that
-            # accepts Keygrant keys; introspection reports no audience to check.
+            # accepts Keygrant keys; introspection's `aud` lists only what the
+            # user's consents named, so this example accepts any active key.
             validate_token_resource=False,
         ),
     )

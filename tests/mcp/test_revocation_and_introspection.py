@@ -180,3 +180,14 @@ def test_the_management_command_prints_credentials_once(db, capsys):
     server = ResourceServer.objects.get()
     secret = out.split("secret:")[1].split()[0]
     assert secret not in server.secret_hash
+
+
+def test_introspection_names_the_resources_the_consent_named(alice_client, pkce_pair, resource_server, settings):
+    settings.OAUTH_RESOURCES = [settings.OAUTH_ISSUER, "https://mcp.example.com/mcp"]
+    key = key_for(alice_client, pkce_pair, resource="https://mcp.example.com/mcp")
+    assert introspect(key, resource_server).json()["aud"] == ["https://mcp.example.com/mcp"]
+
+
+def test_a_key_handed_out_without_a_resource_has_no_audience(alice_client, pkce_pair, resource_server):
+    key = key_for(alice_client, pkce_pair)
+    assert "aud" not in introspect(key, resource_server).json()
