@@ -7,9 +7,10 @@ import httpx2
 from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 from tests.interop.browser import Browser, redirect_query
+from tests.interop.servers import load_example
 
 # The whole connection (discovery, registration, consent, exchange, tool
 # call) must finish within this; every single HTTP request has its own limit.
@@ -17,24 +18,8 @@ FLOW_SECONDS = 60
 HTTP_TIMEOUT = httpx2.Timeout(15.0)
 
 
-@dataclass
-class MemoryStorage:
-    """The SDK's TokenStorage, in memory."""
-
-    tokens: OAuthToken | None = None
-    client_info: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client_info
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client_info = client_info
+# The example client's in-memory TokenStorage: the tests use what the example ships.
+MemoryStorage = load_example("client").MemoryStorage
 
 
 @dataclass

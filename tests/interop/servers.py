@@ -17,7 +17,7 @@ from types import ModuleType
 
 import uvicorn
 
-EXAMPLE_SERVER = Path(__file__).resolve().parents[2] / "examples" / "mcp-server" / "server.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mcp-server"
 THREAD_JOIN_SECONDS = 10
 
 
@@ -35,13 +35,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def load_example_server() -> ModuleType:
-    """examples/mcp-server/server.py, imported by path (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location("keygrant_example_mcp_server", EXAMPLE_SERVER)
+def load_example(name: str) -> ModuleType:
+    """examples/mcp-server/<name>.py, imported by path (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"keygrant_example_mcp_{name}", EXAMPLES / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_example_server() -> ModuleType:
+    return load_example("server")
 
 
 @contextmanager
