@@ -480,9 +480,9 @@ def parse_token_request(params: Params, *, allowed_resources: Sequence[str] = ()
     )
 
 
-def hash_code(code: str) -> str:
-    """Only this hash is stored, so a leaked database holds no usable code."""
-    return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+def hash_secret(secret: str) -> str:
+    """What is stored of a code or a resource-server secret: a leaked database holds neither."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # --- Dynamic client registration (RFC 7591) -------------------------------------------------

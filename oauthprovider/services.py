@@ -3,7 +3,6 @@
 Each function is one transaction and records its audit events inside it.
 """
 
-import hashlib
 import logging
 import secrets
 from datetime import timedelta
@@ -23,7 +22,7 @@ from oauthprovider.protocol import (
     AuthorizationRequest,
     OAuthError,
     TokenRequest,
-    hash_code,
+    hash_secret,
     pkce_verify,
 )
 
@@ -87,7 +86,7 @@ def consent_approve(*, user: User, auth_request: AuthorizationRequest, key_choic
         )
         code = secrets.token_urlsafe(32)  # 256 bits
         AuthorizationCode.objects.create(
-            code_hash=hash_code(code),
+            code_hash=hash_secret(code),
             user=user,
             grant=grant,
             key=key,
@@ -134,7 +133,9 @@ def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tupl
     granted (RFC 6749 10.5).
     """
     code = (
-        AuthorizationCode.objects.select_related("key", "grant").filter(code_hash=hash_code(token_request.code)).first()
+        AuthorizationCode.objects.select_related("key", "grant")
+        .filter(code_hash=hash_secret(token_request.code))
+        .first()
     )
     if code is None:
         raise _invalid_grant("The authorization code is unknown, expired or already used.")
@@ -298,7 +299,7 @@ def resource_server_create(
     client_id = "rs_" + secrets.token_urlsafe(16)
     secret = secrets.token_urlsafe(32)
     with transaction.atomic():
-        server = ResourceServer.objects.create(name=name, client_id=client_id, secret_hash=_secret_hash(secret))
+        server = ResourceServer.objects.create(name=name, client_id=client_id, secret_hash=hash_secret(secret))
         audit_record(
             kind=AuditEvent.Kind.RESOURCE_SERVER_CREATED,
             context=context,
@@ -324,13 +325,9 @@ def resource_server_revoke(*, server: ResourceServer, context: RequestContext, a
     return bool(revoked)
 
 
-def _secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def resource_server_authenticate(*, client_id: str, secret: str) -> ResourceServer | None:
     server = ResourceServer.objects.filter(client_id=client_id[:64], revoked_at__isnull=True).first()
-    if server is None or not secrets.compare_digest(server.secret_hash, _secret_hash(secret)):
+    if server is None or not secrets.compare_digest(server.secret_hash, hash_secret(secret)):
         return None
     now = timezone.now()
     if server.last_used_at is None or now - server.last_used_at > timedelta(minutes=1):

@@ -7,7 +7,7 @@ import pytest
 from oauthprovider.protocol import (
     SCOPE_KEY_READ,
     OAuthError,
-    hash_code,
+    hash_secret,
     parse_authorization_request,
     parse_scope,
     parse_token_request,
@@ -508,5 +508,5 @@ def test_other_grant_types_are_unsupported(grant_type):
 
 
 def test_the_code_hash_never_fails_on_odd_input():
-    assert len(hash_code("\ud800\x00é")) == 64
-    assert hash_code("abc") != "abc"
+    assert len(hash_secret("\ud800\x00é")) == 64
+    assert hash_secret("abc") != "abc"

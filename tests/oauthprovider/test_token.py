@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, AuditEvent
 from oauthprovider.models import AuthorizationCode, Grant
-from oauthprovider.protocol import hash_code
+from oauthprovider.protocol import hash_secret
 from tests.conftest import CLIENT_ID, REDIRECT_URI, PkcePair, exchange, issue_code, new_pkce_pair, token_request
 
 FORM = "application/x-www-form-urlencoded"
@@ -99,7 +99,7 @@ def test_the_code_is_long_and_only_its_hash_is_stored(alice_client, pkce_pair):
     code = issue_code(alice_client, pkce_pair)
     assert len(code) >= 43  # 256 bits in base64url
     stored = AuthorizationCode.objects.get()
-    assert stored.code_hash == hash_code(code)
+    assert stored.code_hash == hash_secret(code)
     assert code not in {str(v) for v in AuthorizationCode.objects.values().get().values()}
 
 
