@@ -4,7 +4,8 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
 
 from oauthprovider.protocol import OAuthError
 
@@ -62,3 +63,18 @@ def no_store(response: HttpResponse) -> HttpResponse:
 def oauth_error_response(exc: OAuthError, *, headers: dict[str, str] | None = None) -> JsonResponse:
     """RFC 6749 section 5.2: a JSON error body with a fixed description (no input echoed)."""
     return no_store(JsonResponse(exc.as_dict(), status=exc.status, headers=headers))
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def form_params(request: HttpRequest) -> dict[str, list[str]]:
+    """The parameters of a form-encoded POST, every value kept (repeats are errors later)."""
+    if (request.content_type or "").lower() != FORM:
+        raise OAuthError("invalid_request", f"The request body must be {FORM}.")
+    try:
+        return dict(request.POST.lists())
+    except (RequestDataTooBig, TooManyFieldsSent, RawPostDataException):
+        raise OAuthError("invalid_request", "The request body is too large.") from None
+    except BadRequest:  # e.g. a charset other than UTF-8: still a JSON error with CORS (RFC 6749 5.2)
+        raise OAuthError("invalid_request", f"The request body must be UTF-8 {FORM}.") from None

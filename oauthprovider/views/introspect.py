@@ -9,10 +9,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from oauthprovider import protocol
-from oauthprovider.http import no_store, oauth_error_response
+from oauthprovider.http import form_params, no_store, oauth_error_response
 from oauthprovider.protocol import OAuthError
 from oauthprovider.services import key_introspect, resource_server_authenticate
-from oauthprovider.views.token import form_params
 
 
 def _credentials(request: HttpRequest, params: protocol.Params) -> tuple[str, str] | None:

@@ -5,10 +5,9 @@ from django.http import HttpRequest, HttpResponse
 
 from accounts.audit import RequestContext
 from oauthprovider import protocol
-from oauthprovider.http import no_store, oauth_error_response, public_cors
+from oauthprovider.http import form_params, no_store, oauth_error_response, public_cors
 from oauthprovider.protocol import OAuthError
 from oauthprovider.services import key_return
-from oauthprovider.views.token import form_params
 
 
 def _client_grant_id(raw: str) -> str:

@@ -2,15 +2,12 @@
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts.audit import RequestContext, client_ip
-from oauthprovider.http import no_store, oauth_error_response, public_cors
+from oauthprovider.http import form_params, no_store, oauth_error_response, public_cors
 from oauthprovider.protocol import OAuthError, parse_token_request
 from oauthprovider.services import code_redeem
-
-FORM = "application/x-www-form-urlencoded"
 
 
 def _failure_key(request: HttpRequest) -> str:
@@ -28,17 +25,6 @@ def _count_failure(request: HttpRequest) -> None:
         cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=settings.OAUTH_TOKEN_FAILURE_WINDOW_SECONDS)
-
-
-def form_params(request: HttpRequest) -> dict[str, list[str]]:
-    if (request.content_type or "").lower() != FORM:
-        raise OAuthError("invalid_request", f"The request body must be {FORM}.")
-    try:
-        return dict(request.POST.lists())
-    except (RequestDataTooBig, TooManyFieldsSent, RawPostDataException):
-        raise OAuthError("invalid_request", "The request body is too large.") from None
-    except BadRequest:  # e.g. a charset other than UTF-8: still a JSON error with CORS (RFC 6749 5.2)
-        raise OAuthError("invalid_request", f"The request body must be UTF-8 {FORM}.") from None
 
 
 @public_cors(methods=["POST"])
