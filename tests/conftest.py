@@ -97,6 +97,12 @@ def consent_request_id(response) -> str:
     return match.group(1).decode()
 
 
+def csrf_token_of(response) -> str:
+    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', response.content)
+    assert match, "the page carries a CSRF token in its form"
+    return match.group(1).decode()
+
+
 def query_of(location: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(location).query)
 

@@ -1,6 +1,5 @@
 """Fixtures for the accounts pages: a second signed-in person, a CSRF-checking browser, a clock."""
 
-import re
 import time
 
 import pytest
@@ -22,12 +21,6 @@ def strict_alice(alice) -> Client:
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     return client
-
-
-def csrf_token_of(response) -> str:
-    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', response.content)
-    assert match, "the page carries a CSRF token in its form"
-    return match.group(1).decode()
 
 
 class Clock:

@@ -7,7 +7,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import ApiKey, User
-from tests.accounts.conftest import csrf_token_of
+from tests.conftest import csrf_token_of
 
 
 @pytest.fixture(autouse=True)

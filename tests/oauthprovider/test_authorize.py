@@ -21,6 +21,7 @@ from tests.conftest import (
     authorize_params,
     authorize_url,
     consent_request_id,
+    csrf_token_of,
     exchange,
     query_of,
 )
@@ -624,7 +625,7 @@ def test_the_consent_post_requires_a_csrf_token(alice, pkce_pair):
     assert "Location" not in forged
     assert nothing_written() and not ApiKey.objects.exists()
 
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    token = csrf_token_of(page)
     genuine = browser.post(
         "/getKeys/authorize",
         {"csrfmiddlewaretoken": token, "request": consent_request_id(page), "decision": "allow", "key": "new"},

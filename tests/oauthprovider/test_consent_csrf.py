@@ -1,11 +1,9 @@
 """The consent form posts with "Origin: null" (no-referrer) and is still CSRF-proof."""
 
-import re
-
 import pytest
 from django.test import Client
 
-from tests.conftest import authorize_params, authorize_url, consent_request_id
+from tests.conftest import authorize_params, authorize_url, consent_request_id, csrf_token_of
 
 
 @pytest.fixture
@@ -17,7 +15,7 @@ def browser(alice) -> Client:
 
 def consent_form(browser: Client, pkce) -> dict[str, str]:
     page = browser.get(authorize_url(authorize_params(pkce)))
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    token = csrf_token_of(page)
     return {"csrfmiddlewaretoken": token, "request": consent_request_id(page), "decision": "allow", "key": "new"}
 
 
