@@ -21,10 +21,11 @@ from accounts.admin_utils import (
     confirmation_page,
     is_confirmed,
     username_filter,
+    warn_already_revoked,
 )
 from accounts.audit import RequestContext
+from accounts.clients import display_name
 from accounts.forms import ThrottledAdminAuthenticationForm
-from accounts.hosts import host_display
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_revoke
 
@@ -140,7 +141,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="created for app", ordering="created_for_client")
     def client(self, key: ApiKey) -> str:
-        return host_display(key.created_for_client) or "—"
+        return display_name(key.created_for_client) or "—"
 
     @admin.display(description="status")
     def status(self, key: ApiKey) -> str:
@@ -179,7 +180,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
                         f"{key.masked} “{key.name}” of {key.user.username}",
                         "already revoked"
                         if not key.is_active
-                        else f"created for {host_display(key.created_for_client)}"
+                        else f"created for {display_name(key.created_for_client)}"
                         if key.created_for_client
                         else "created by the user",
                     )
@@ -206,13 +207,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
             for key in keys
         )
         self.message_user(request, ngettext("Revoked %d key.", "Revoked %d keys.", revoked) % revoked, messages.SUCCESS)
-        if revoked < len(keys):
-            skipped = len(keys) - revoked
-            self.message_user(
-                request,
-                ngettext("%d key was already revoked.", "%d keys were already revoked.", skipped) % skipped,
-                messages.WARNING,
-            )
+        warn_already_revoked(self, request, count=len(keys) - revoked, noun="key")
         return None
 
 
@@ -263,7 +258,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin)
 
     @admin.display(description="client", ordering="client_id")
     def client(self, event: AuditEvent) -> str:
-        return host_display(event.client_id) or "—"
+        return display_name(event.client_id) or "—"
 
     @admin.display(description="detail")
     def detail_display(self, event: AuditEvent) -> str:

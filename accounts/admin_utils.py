@@ -8,12 +8,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import idna
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
+
+from accounts.clients import ascii_host
 
 # Actions that work from the list (on the selected rows) and from one row's page.
 BOTH_LOCATIONS = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
@@ -21,11 +23,11 @@ _CHANGE_FORM_ACTION_FIELD = f"{admin.ActionLocation.CHANGE_FORM.value}-action"
 
 
 def host_a_label(value: str) -> str:
-    """What an operator typed, as the stored form of a hostname (IDNA A-labels)."""
+    """What an operator typed, as the stored form of a hostname (IDNA A-labels), or as typed."""
     value = value.strip().lower()
     try:
-        return idna.encode(value, uts46=True, transitional=False).decode("ascii")
-    except (idna.IDNAError, UnicodeError, ValueError):
+        return ascii_host(value)
+    except ValueError:
         return value
 
 
@@ -115,6 +117,13 @@ class HostnameSearchMixin:
 
 
 # --- Confirmation pages for actions ---------------------------------------------------
+
+
+def warn_already_revoked(modeladmin: admin.ModelAdmin, request: HttpRequest, *, count: int, noun: str) -> None:
+    """Tell the operator that `count` selected rows (keys, grants) were revoked before and left alone."""
+    if count:
+        text = ngettext("%(count)d %(noun)s was already revoked.", "%(count)d %(noun)ss were already revoked.", count)
+        modeladmin.message_user(request, text % {"count": count, "noun": noun}, messages.WARNING)
 
 
 @dataclass(frozen=True)

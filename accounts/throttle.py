@@ -1,7 +1,9 @@
-"""Login throttling: failed sign-ins per username and per client address.
+"""Rate limits: counters in the shared cache, and login throttling built on them.
 
-Counted in Django's default cache, so with a shared cache (CACHE_URL=redis...)
-the limits hold across every app server. Nothing here sleeps: "slowing down"
+`count_hit` and `hits` are the one counter every limit uses (failed sign-ins,
+password-reset requests, failed token requests). Counted in Django's default
+cache, so with a shared cache (CACHE_URL=redis...) the limits hold across
+every app server. Nothing here sleeps: "slowing down"
 means each failure past a threshold makes the next attempt wait longer
 (doubling), and the lockout threshold refuses attempts for a fixed time.
 While a username or address is waiting, attempts are refused before the
@@ -82,14 +84,19 @@ def retry_after(*, username: str, ip: str | None) -> int:
     return max([0, *waits])
 
 
-def _incr(key: str, window: int) -> int:
-    """Count in a fixed window that starts at the first hit."""
+def count_hit(key: str, *, window: int) -> int:
+    """Count one hit in a fixed window that starts at the first; returns the count so far."""
     cache.add(key, 0, timeout=window)
     try:
         return cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=window)
         return 1
+
+
+def hits(key: str) -> int:
+    """Hits counted under `key` in its current window."""
+    return cache.get(key) or 0
 
 
 def record_failure(*, username: str, ip: str | None) -> int:
@@ -99,7 +106,7 @@ def record_failure(*, username: str, ip: str | None) -> int:
     for scope in _scopes(username, ip):
         slowdown_after, lockout_after = scope.limits()
         wait = delay_after(
-            _incr(scope.count_key, settings.LOGIN_THROTTLE_WINDOW_SECONDS),
+            count_hit(scope.count_key, window=settings.LOGIN_THROTTLE_WINDOW_SECONDS),
             slowdown_after=slowdown_after,
             lockout_after=lockout_after,
         )
@@ -152,6 +159,6 @@ def reset_request_wait(*, email: str, ip: str | None) -> int:
         key = f"{_PREFIX}:reset:{ident}"
         cache.add(f"{key}:started", now, timeout=_RESET_WINDOW)
         started = cache.get(f"{key}:started", now)
-        if _incr(key, _RESET_WINDOW) > settings.PASSWORD_RESET_REQUESTS_PER_HOUR:
+        if count_hit(key, window=_RESET_WINDOW) > settings.PASSWORD_RESET_REQUESTS_PER_HOUR:
             waits.append(max(1, math.ceil(started + _RESET_WINDOW - now)))
     return max([0, *waits])

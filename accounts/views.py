@@ -20,8 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import throttle
 from accounts.audit import RequestContext, client_ip
+from accounts.clients import ClientName
 from accounts.forms import KeyNameForm, SignUpForm, ThrottledAuthenticationForm
-from accounts.hosts import client_display
 from accounts.models import ApiKey
 from accounts.services import key_create, key_rename, key_revoke
 
@@ -139,8 +139,8 @@ def home(request: HttpRequest) -> HttpResponse:
 def _keys_page(request: HttpRequest, form: KeyNameForm, *, status: int = 200) -> HttpResponse:
     keys = list(ApiKey.objects.filter(user=request.user).order_by("revoked_at", "-created_at"))
     for key in keys:
-        # As on the consent page: Unicode, with the stored ASCII form beside it when they differ.
-        key.client_display = client_display(key.created_for_client) if key.created_for_client else ""
+        # As on the consent page: Unicode, with the stored form beside it when they differ.
+        key.created_for = ClientName.of(key.created_for_client) if key.created_for_client else None
     return render(request, "accounts/keys.html", {"keys": keys, "form": form}, status=status)
 
 
@@ -193,9 +193,8 @@ def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
         messages.info(request, f"“{key.name}” was already revoked.")
         return redirect("accounts:keys")
     if request.method == "GET":
-        return render(
-            request, "accounts/key_revoke.html", {"key": key, "client_display": client_display(key.created_for_client)}
-        )
+        created_for = ClientName.of(key.created_for_client) if key.created_for_client else None
+        return render(request, "accounts/key_revoke.html", {"key": key, "created_for": created_for})
     key_revoke(key=key, context=RequestContext.from_request(request), actor=request.user)
     messages.success(request, f"Revoked “{key.name}” ({key.masked}). It no longer works on the API.")
     return redirect("accounts:keys")

@@ -24,12 +24,14 @@ from accounts.admin_utils import (
     confirmation_page,
     is_confirmed,
     username_filter,
+    warn_already_revoked,
 )
 from accounts.audit import RequestContext
-from accounts.hosts import host_display
+from accounts.clients import display_name
 from accounts.models import ApiKey
+from oauthprovider.introspection import resource_server_create, resource_server_revoke
 from oauthprovider.models import AuthorizationCode, Grant, ResourceServer
-from oauthprovider.services import grant_revoke, resource_server_create, resource_server_revoke
+from oauthprovider.services import grant_revoke
 
 # --- Grants --------------------------------------------------------------------------
 
@@ -101,7 +103,7 @@ class GrantAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="client", ordering="client_id")
     def client(self, grant: Grant) -> str:
-        return host_display(grant.client_id)
+        return display_name(grant.client_id)
 
     @admin.display(description="key", ordering="key__prefix")
     def key_prefix(self, grant: Grant) -> str:
@@ -175,13 +177,7 @@ class GrantAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
         grants_text = ngettext("%d grant", "%d grants", revoked_grants) % revoked_grants
         keys_text = ngettext("%d key", "%d keys", revoked_keys) % revoked_keys
         self.message_user(request, f"Revoked {grants_text} and {keys_text}.", messages.SUCCESS)
-        if revoked_grants < len(grants):
-            skipped = len(grants) - revoked_grants
-            self.message_user(
-                request,
-                ngettext("%d grant was already revoked.", "%d grants were already revoked.", skipped) % skipped,
-                messages.WARNING,
-            )
+        warn_already_revoked(self, request, count=len(grants) - revoked_grants, noun="grant")
         return None
 
     def _confirm(self, request, grants: list[Grant], *, action: str, revoke_key: bool):
@@ -214,7 +210,7 @@ class GrantAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
             ),
             rows=[
                 ConfirmRow(
-                    f"{grant.user.username} → {host_display(grant.client_id)}",
+                    f"{grant.user.username} → {display_name(grant.client_id)}",
                     _key_note(
                         grant,
                         revoke_key=revoke_key,
@@ -284,7 +280,7 @@ class AuthorizationCodeAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.Mode
 
     @admin.display(description="client", ordering="grant__client_id")
     def client(self, code: AuthorizationCode) -> str:
-        return host_display(code.grant.client_id)
+        return display_name(code.grant.client_id)
 
     @admin.display(description="key")
     def key_display(self, code: AuthorizationCode) -> str:

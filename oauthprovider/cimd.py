@@ -37,12 +37,8 @@ class MetadataFetchError(Exception):
     pass
 
 
-def _refused(description: str) -> OAuthError:
-    return OAuthError("invalid_client", description, redirectable=False)
-
-
 def resolve_metadata_client(url: str) -> Client:
-    """The Client a metadata document URL stands for; OAuthError (never redirected) if unusable."""
+    """The Client a metadata document URL stands for; OAuthError if unusable."""
     insecure = settings.OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH
     parts = validate_metadata_document_url(url, allow_insecure=insecure)
     cache_key = "oauth:cimd:" + hashlib.sha256(url.encode()).hexdigest()
@@ -52,7 +48,7 @@ def resolve_metadata_client(url: str) -> Client:
             document = fetch_metadata_document(url, allow_insecure=insecure)
         except MetadataFetchError as exc:
             logger.info("client metadata document refused: host=%s reason=%s", parts.host, exc)
-            raise _refused(f"The client's metadata document could not be used: {exc}") from None
+            raise OAuthError("invalid_client", f"The client's metadata document could not be used: {exc}") from None
         client = client_from_metadata_document(url, document, host=parts.host)
         cache.set(cache_key, document, timeout=settings.OAUTH_CIMD_CACHE_SECONDS)
         return client
@@ -119,7 +115,7 @@ def fetch_metadata_document(url: str, *, allow_insecure: bool = False) -> dict[s
         while len(body) <= limit:
             if time.monotonic() > deadline:
                 raise MetadataFetchError("the server took too long")
-            chunk = response.read1(4096) if hasattr(response, "read1") else response.read(4096)
+            chunk = response.read1(4096)
             if not chunk:
                 break
             body += chunk

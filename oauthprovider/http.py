@@ -14,13 +14,12 @@ _HEADER_LIST = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*
 
 
 def public_cors(*, methods: Iterable[str], expose: Iterable[str] = ()) -> Callable[[View], View]:
-    """CORS for any origin without credentials, preflight included.
+    """CORS for any origin without credentials, preflight included (DESIGN.md "Discovery").
 
     For endpoints browser apps call directly (token, metadata, the API). No
     cookie is read on them, so allowing every origin exposes nothing.
-    Also answers other methods with 405 and an Allow header.
     """
-    allowed = sorted({m.upper() for m in methods} | {"OPTIONS"})
+    allowed = ", ".join(sorted({m.upper() for m in methods} | {"OPTIONS"}))
     expose_header = ", ".join(expose)
 
     def decorator(view: View) -> View:
@@ -28,18 +27,12 @@ def public_cors(*, methods: Iterable[str], expose: Iterable[str] = ()) -> Callab
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if request.method == "OPTIONS":
                 response = HttpResponse(status=204)
-                response["Access-Control-Allow-Methods"] = ", ".join(allowed)
+                response["Access-Control-Allow-Methods"] = allowed
                 requested = request.headers.get("Access-Control-Request-Headers", "").strip()
                 response["Access-Control-Allow-Headers"] = (
                     requested if _HEADER_LIST.fullmatch(requested) else "Authorization, Content-Type"
                 )
                 response["Access-Control-Max-Age"] = "86400"
-            elif request.method not in allowed:
-                response = JsonResponse(
-                    {"error": "invalid_request", "error_description": "Method not allowed."}, status=405
-                )
-                response["Allow"] = ", ".join(allowed)
-                response["Cache-Control"] = "no-store"
             else:
                 response = view(request, *args, **kwargs)
             response["Access-Control-Allow-Origin"] = "*"
@@ -47,7 +40,27 @@ def public_cors(*, methods: Iterable[str], expose: Iterable[str] = ()) -> Callab
                 response["Access-Control-Expose-Headers"] = expose_header
             return response
 
-        wrapper.csrf_exempt = True  # no cookie is read here, so there is nothing to forge
+        return wrapper
+
+    return decorator
+
+
+def allow_methods(*methods: str) -> Callable[[View], View]:
+    """Other methods get 405 with an Allow header and a JSON error body (RFC 9110 section 15.5.6)."""
+    allowed = {m.upper() for m in methods}
+    allow_header = ", ".join(sorted(allowed | {"OPTIONS"}))
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in allowed:
+                response = JsonResponse(
+                    {"error": "invalid_request", "error_description": "Method not allowed."}, status=405
+                )
+                response["Allow"] = allow_header
+                return no_store(response)
+            return view(request, *args, **kwargs)
+
         return wrapper
 
     return decorator

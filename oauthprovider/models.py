@@ -47,6 +47,28 @@ class Grant(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None
 
+    def authorize(self, *, scope: str, resources, client_name: str, key: ApiKey, key_is_new: bool, at) -> None:
+        """A new consent: the grant is active again and names the key it handed out (saved by the caller)."""
+        self.scope = scope
+        self.resources = list(resources)
+        self.client_name = client_name
+        self.key = key
+        self.key_created_by_consent = key_is_new
+        self.last_authorized_at = at
+        self.revoked_at, self.revoked_by, self.revoked_by_user = None, "", None
+
+    def revoke(self, *, by: str, by_user, at) -> bool:
+        """Mark the grant revoked unless it already is; False then.
+
+        One conditional UPDATE, so that of concurrent revocations exactly one counts.
+        """
+        revoked = Grant.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=at, revoked_by=by, revoked_by_user=by_user
+        )
+        if revoked:
+            self.revoked_at, self.revoked_by, self.revoked_by_user = at, by, by_user
+        return bool(revoked)
+
 
 class AuthorizationCode(models.Model):
     """A one-time code (RFC 6749 section 4.1.2). Only its hash is stored."""

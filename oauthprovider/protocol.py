@@ -14,14 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import idna
-
-from accounts.hosts import unicode_host
+from accounts.clients import LOOPBACK_HOSTS, ascii_host, is_document_url
 
 SCOPE_KEY_READ = "key:read"
 SUPPORTED_SCOPES = (SCOPE_KEY_READ,)
 GRANT_TYPE_AUTHORIZATION_CODE = "authorization_code"
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 # Longest value accepted per parameter; longer is `invalid_request`.
 MAX_CLIENT_ID = 253  # a DNS name (RFC 1035 section 2.3.4)
@@ -38,44 +35,31 @@ Params = Mapping[str, Sequence[str]]
 
 
 class OAuthError(Exception):
-    """An OAuth error response (RFC 6749 sections 4.1.2.1 and 5.2).
+    """An OAuth error response (RFC 6749 sections 4.1.2.1 and 5.2, RFC 7591 section 3.2.2).
 
-    `redirectable` is False while the client or its redirect URI is unknown:
-    such errors are shown to the user and never sent anywhere (RFC 6749
-    4.1.2.1, first paragraph). Otherwise `redirect_uri` and `state` say
-    where the error may be reported back.
+    Where it may be reported is the caller's business: the authorization
+    endpoint tells the app only about errors found after the client and its
+    redirect URI were validated (see views/authorize.py).
     """
 
-    def __init__(
-        self,
-        error: str,
-        description: str,
-        *,
-        status: int = 400,
-        redirectable: bool = True,
-        redirect_uri: str | None = None,
-        state: str | None = None,
-    ) -> None:
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
         self.status = status
-        self.redirectable = redirectable
-        self.redirect_uri = redirect_uri
-        self.state = state
 
     def as_dict(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
 
 
 def _bad_client(description: str) -> OAuthError:
-    return OAuthError("invalid_request", description, redirectable=False)
+    return OAuthError("invalid_request", description)
 
 
 # --- Parameters ----------------------------------------------------------------
 
 
-def single_param(params: Params, name: str, *, max_length: int, redirectable: bool = True) -> str | None:
+def single_param(params: Params, name: str, *, max_length: int) -> str | None:
     """One value of `name`, or None when absent or empty (RFC 6749 section 3.1).
 
     Parameters must not be repeated (section 3.1); values longer than
@@ -85,16 +69,14 @@ def single_param(params: Params, name: str, *, max_length: int, redirectable: bo
     given = params.get(name, ())
     values = [v for v in given if v != ""]
     if len(given) > 1:
-        raise OAuthError("invalid_request", f"The {name} parameter is repeated.", redirectable=redirectable)
+        raise OAuthError("invalid_request", f"The {name} parameter is repeated.")
     if not values:
         return None
     value = values[0]
     if len(value) > max_length:
-        raise OAuthError("invalid_request", f"The {name} parameter is too long.", redirectable=redirectable)
+        raise OAuthError("invalid_request", f"The {name} parameter is too long.")
     if _has_control_chars(value):
-        raise OAuthError(
-            "invalid_request", f"The {name} parameter contains control characters.", redirectable=redirectable
-        )
+        raise OAuthError("invalid_request", f"The {name} parameter contains control characters.")
     return value
 
 
@@ -113,29 +95,21 @@ class Client:
 
     Or by the https URL of its Client ID Metadata Document (MCP 2025-11-25):
     then `name` and `redirect_uris` come from that document, fetched from
-    `host`, and redirect URIs must be among them exactly.
+    `host`, and redirect URIs must be among them exactly. How people see a
+    client is accounts.clients.ClientName's business.
     """
 
     client_id: str  # exactly as the app sent it
     host: str  # lower-case, IDNA A-labels: what redirect URIs must match
-    display_host: str  # Unicode form, for people
     is_loopback: bool = False
-    name: str | None = None
+    name: str = ""  # the name a metadata document gives (unverified)
     redirect_uris: tuple[str, ...] = ()
     is_metadata_document: bool = False
 
     @property
-    def is_idn(self) -> bool:
-        return self.display_host != self.host
-
-    @property
-    def grant_id(self) -> str:
-        """What grants and keys record: the hostname, or the metadata document URL."""
+    def recorded(self) -> str:
+        """What grants, keys and audit events record: the hostname, or the metadata document URL."""
         return self.client_id if self.is_metadata_document else self.host
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.display_host})" if self.name else self.display_host
 
 
 def validate_client_id(raw: str | None, *, allow_loopback: bool) -> Client:
@@ -146,12 +120,12 @@ def validate_client_id(raw: str | None, *, allow_loopback: bool) -> Client:
     if lowered in LOOPBACK_HOSTS:
         if not allow_loopback:
             raise _bad_client("Apps running on the user's own computer (loopback clients) are turned off here.")
-        return Client(client_id=raw, host=lowered, display_host=lowered, is_loopback=True)
+        return Client(client_id=raw, host=lowered, is_loopback=True)
     if any(c in raw for c in "/:@?#[]\\%") or any(c.isspace() for c in raw):
         raise _bad_client("The client_id must be a hostname such as yourapp.com.")
     try:
-        host = idna.encode(raw, uts46=True, std3_rules=True, transitional=False).decode("ascii").lower()
-    except (idna.IDNAError, UnicodeError, ValueError):
+        host = ascii_host(raw)
+    except ValueError:
         raise _bad_client("The client_id is not a valid hostname.") from None
     labels = host.split(".")
     if (
@@ -161,7 +135,7 @@ def validate_client_id(raw: str | None, *, allow_loopback: bool) -> Client:
         or labels[-1].isdigit()  # an IPv4 address is not an app's hostname
     ):
         raise _bad_client("The client_id must be a hostname such as yourapp.com.")
-    return Client(client_id=raw, host=host, display_host=unicode_host(host))
+    return Client(client_id=raw, host=host)
 
 
 # --- Redirect URIs --------------------------------------------------------------
@@ -276,10 +250,6 @@ MAX_CLIENT_NAME = 100
 MAX_REDIRECT_URIS = 10
 
 
-def is_metadata_document_url(raw: str) -> bool:
-    return raw.startswith(("https://", "http://"))
-
-
 def validate_metadata_document_url(raw: str, *, allow_insecure: bool = False) -> _UriParts:
     """An https URL with a path, no fragment, no dot segments, no userinfo."""
     try:
@@ -311,14 +281,12 @@ def client_from_metadata_document(url: str, document: Mapping[str, Any], *, host
     if method != "none":
         raise _bad_client("Only public clients (token_endpoint_auth_method none) are supported.")
     name = document.get("client_name")
-    if not isinstance(name, str) or not name.strip() or _has_control_chars(name):
-        name = None
-    else:
-        name = " ".join(name.split())[:MAX_CLIENT_NAME]
+    if not isinstance(name, str) or _has_control_chars(name):
+        name = ""
+    name = " ".join(name.split())[:MAX_CLIENT_NAME]
     return Client(
         client_id=url,
         host=host,
-        display_host=unicode_host(host),
         name=name,
         redirect_uris=tuple(uris),
         is_metadata_document=True,
@@ -390,61 +358,66 @@ class AuthorizationRequest:
         return params
 
 
-def parse_authorization_request(
+def parse_client(
     params: Params,
     *,
     allow_loopback: bool,
-    allowed_resources: Sequence[str] = (),
     resolve_metadata_client: Callable[[str], Client] | None = None,
-) -> AuthorizationRequest:
-    """Validate in DESIGN.md's order: client_id, redirect_uri, then the rest.
+) -> Client:
+    """The client_id: checked first of all (DESIGN.md "Errors").
 
     `resolve_metadata_client` turns a metadata document URL into a Client
-    (it fetches; raising a non-redirectable OAuthError on failure).
+    (it fetches, raising OAuthError when the document is unusable); without
+    it such a URL is refused like any other non-hostname.
     """
-    raw_client_id = single_param(params, "client_id", max_length=MAX_REDIRECT_URI, redirectable=False)
-    if raw_client_id is not None and is_metadata_document_url(raw_client_id) and resolve_metadata_client:
-        client = resolve_metadata_client(raw_client_id)
-    else:
-        if raw_client_id is not None and len(raw_client_id) > MAX_CLIENT_ID:
-            raise _bad_client("The client_id parameter is too long.")
-        client = validate_client_id(raw_client_id, allow_loopback=allow_loopback)
-    redirect_uri = validate_redirect_uri(
-        single_param(params, "redirect_uri", max_length=MAX_REDIRECT_URI, redirectable=False), client
-    )
-    # From here on an error can be reported back to the app (with state, if usable).
+    raw = single_param(params, "client_id", max_length=MAX_REDIRECT_URI)
+    if raw is not None and is_document_url(raw) and resolve_metadata_client:
+        return resolve_metadata_client(raw)
+    if raw is not None and len(raw) > MAX_CLIENT_ID:
+        raise _bad_client("The client_id parameter is too long.")
+    return validate_client_id(raw, allow_loopback=allow_loopback)
+
+
+def parse_redirect_uri(params: Params, client: Client) -> str:
+    """The redirect_uri: checked second, against the client."""
+    return validate_redirect_uri(single_param(params, "redirect_uri", max_length=MAX_REDIRECT_URI), client)
+
+
+def usable_state(params: Params) -> str | None:
+    """The state to echo with an error report; None when the state itself is at fault."""
     try:
-        state = single_param(params, "state", max_length=MAX_STATE)
-    except OAuthError as exc:
-        exc.redirect_uri = redirect_uri
-        raise
-    try:
-        response_type = single_param(params, "response_type", max_length=MAX_SHORT)
-        scope_raw = single_param(params, "scope", max_length=MAX_SCOPE)
-        challenge = single_param(params, "code_challenge", max_length=MAX_SHORT)
-        method = single_param(params, "code_challenge_method", max_length=MAX_SHORT)
-        if response_type is None:
-            raise OAuthError("invalid_request", "The response_type parameter is missing.")
-        if response_type != "code":
-            raise OAuthError("unsupported_response_type", "Only response_type=code is supported.")
-        scope = parse_scope(scope_raw)
-        if challenge is None:
-            raise OAuthError("invalid_request", "PKCE is required: the code_challenge parameter is missing.")
-        if method != "S256":
-            raise OAuthError("invalid_request", "PKCE is required with code_challenge_method=S256.")
-        if not _S256_CHALLENGE.fullmatch(challenge):
-            raise OAuthError("invalid_request", "The code_challenge is not a base64url SHA-256 value.")
-        resources = parse_resources(params, allowed=allowed_resources)
-    except OAuthError as exc:
-        exc.redirect_uri, exc.state = redirect_uri, state
-        raise
+        return single_param(params, "state", max_length=MAX_STATE)
+    except OAuthError:
+        return None
+
+
+def parse_authorization_request(
+    params: Params, *, client: Client, redirect_uri: str, allowed_resources: Sequence[str] = ()
+) -> AuthorizationRequest:
+    """The rest of the request, once client and redirect_uri are valid (RFC 6749 4.1.1, RFC 7636 4.3)."""
+    state = single_param(params, "state", max_length=MAX_STATE)
+    response_type = single_param(params, "response_type", max_length=MAX_SHORT)
+    scope_raw = single_param(params, "scope", max_length=MAX_SCOPE)
+    challenge = single_param(params, "code_challenge", max_length=MAX_SHORT)
+    method = single_param(params, "code_challenge_method", max_length=MAX_SHORT)
+    if response_type is None:
+        raise OAuthError("invalid_request", "The response_type parameter is missing.")
+    if response_type != "code":
+        raise OAuthError("unsupported_response_type", "Only response_type=code is supported.")
+    scope = parse_scope(scope_raw)
+    if challenge is None:
+        raise OAuthError("invalid_request", "PKCE is required: the code_challenge parameter is missing.")
+    if method != "S256":
+        raise OAuthError("invalid_request", "PKCE is required with code_challenge_method=S256.")
+    if not _S256_CHALLENGE.fullmatch(challenge):
+        raise OAuthError("invalid_request", "The code_challenge is not a base64url SHA-256 value.")
     return AuthorizationRequest(
         client=client,
         redirect_uri=redirect_uri,
         scope=scope,
         code_challenge=challenge,
         state=state,
-        resources=resources,
+        resources=parse_resources(params, allowed=allowed_resources),
     )
 
 
@@ -488,23 +461,11 @@ def hash_secret(secret: str) -> str:
 # --- Dynamic client registration (RFC 7591) -------------------------------------------------
 
 
-class RegistrationError(Exception):
-    """RFC 7591 section 3.2.2: invalid_redirect_uri or invalid_client_metadata."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-
-    def as_dict(self) -> dict[str, str]:
-        return {"error": self.error, "error_description": self.description}
-
-
 def _host_of(uri: str) -> str:
     try:
         return _split_uri(uri).host
     except OAuthError as exc:
-        raise RegistrationError("invalid_redirect_uri", exc.description) from None
+        raise OAuthError("invalid_redirect_uri", exc.description) from None
 
 
 def register_client(metadata: Any, *, allow_loopback: bool) -> dict[str, Any]:
@@ -515,27 +476,27 @@ def register_client(metadata: Any, *, allow_loopback: bool) -> dict[str, Any]:
     replaced by what we do support, as RFC 7591 section 3.2.1 allows.
     """
     if not isinstance(metadata, dict):
-        raise RegistrationError("invalid_client_metadata", "The body must be a JSON object.")
+        raise OAuthError("invalid_client_metadata", "The body must be a JSON object.")
     uris = metadata.get("redirect_uris")
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
-        raise RegistrationError("invalid_redirect_uri", "redirect_uris must be a non-empty list of URLs.")
+        raise OAuthError("invalid_redirect_uri", "redirect_uris must be a non-empty list of URLs.")
     if len(uris) > MAX_REDIRECT_URIS or any(len(u) > MAX_REDIRECT_URI for u in uris):
-        raise RegistrationError("invalid_redirect_uri", "Too many or too long redirect_uris.")
+        raise OAuthError("invalid_redirect_uri", "Too many or too long redirect_uris.")
     hosts = {_host_of(u) for u in uris}
     if len(hosts) != 1:
-        raise RegistrationError("invalid_redirect_uri", "All redirect_uris must be on one host (the client_id).")
+        raise OAuthError("invalid_redirect_uri", "All redirect_uris must be on one host (the client_id).")
     try:
         client = validate_client_id(hosts.pop(), allow_loopback=allow_loopback)
         for uri in uris:
             validate_redirect_uri(uri, client)
-    except OAuthError as exc:
-        raise RegistrationError("invalid_redirect_uri", exc.description) from None
+    except OAuthError as exc:  # RFC 7591 section 3.2.2 names this error differently
+        raise OAuthError("invalid_redirect_uri", exc.description) from None
     grant_types = metadata.get("grant_types", [GRANT_TYPE_AUTHORIZATION_CODE])
     if not isinstance(grant_types, list) or GRANT_TYPE_AUTHORIZATION_CODE not in grant_types:
-        raise RegistrationError("invalid_client_metadata", "Only the authorization_code grant is offered.")
+        raise OAuthError("invalid_client_metadata", "Only the authorization_code grant is offered.")
     response_types = metadata.get("response_types", ["code"])
     if not isinstance(response_types, list) or "code" not in response_types:
-        raise RegistrationError("invalid_client_metadata", "Only response_type code is offered.")
+        raise OAuthError("invalid_client_metadata", "Only response_type code is offered.")
     return {
         "client_id": client.host,
         "redirect_uris": list(dict.fromkeys(uris)),

@@ -6,10 +6,11 @@ last-used times are written at most once a minute per key.
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import ApiKey
 from accounts.services import key_touch
-from oauthprovider.http import no_store, public_cors
+from oauthprovider.http import allow_methods, no_store, public_cors
 
 
 def presented_key(request: HttpRequest) -> str | None:
@@ -44,7 +45,9 @@ def _unauthorized(description: str, *, invalid: bool) -> JsonResponse:
     return no_store(response)
 
 
+@csrf_exempt  # no cookie is read here, so there is nothing to forge
 @public_cors(methods=["GET", "HEAD"], expose=["WWW-Authenticate"])
+@allow_methods("GET", "HEAD")
 def me(request: HttpRequest) -> JsonResponse:
     raw = presented_key(request)
     if raw is None:

@@ -4,8 +4,6 @@ Lives here, not in accounts: grants belong to the OAuth side, and accounts
 knows nothing of oauthprovider.
 """
 
-from dataclasses import dataclass
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import F
@@ -15,34 +13,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.audit import RequestContext
-from accounts.hosts import client_host, unicode_host
+from accounts.clients import ClientName
 from accounts.models import ApiKey
 from oauthprovider.models import Grant
-from oauthprovider.protocol import LOOPBACK_HOSTS
 from oauthprovider.services import grant_revoke
 
 REVOKE_KEY, KEEP_KEY = "revoke", "keep"
-
-
-@dataclass(frozen=True)
-class AppName:
-    """A grant's client as the consent page shows it: Unicode, with punycode beside IDN."""
-
-    host: str  # IDNA A-labels, as stored
-    display_host: str  # Unicode
-    is_loopback: bool
-    document_url: str = ""  # the client_id when it is a client metadata document URL
-
-    @property
-    def is_idn(self) -> bool:
-        return self.display_host != self.host
-
-
-def app_name(client_id: str) -> AppName:
-    document_url = client_id if client_id.startswith(("https://", "http://")) else ""
-    host = client_host(client_id)
-    display = unicode_host(host)
-    return AppName(host=host, display_host=display, is_loopback=host in LOOPBACK_HOSTS, document_url=document_url)
 
 
 def _held_key(grant: Grant) -> ApiKey | None:
@@ -65,7 +41,8 @@ def app_list(request: HttpRequest) -> HttpResponse:
         .select_related("key")
         .order_by(F("revoked_at").desc(nulls_first=True), "-last_authorized_at")
     )
-    return render(request, "oauthprovider/apps.html", {"apps": [(g, app_name(g.client_id)) for g in grants]})
+    apps = [(grant, ClientName.of(grant.client_id, declared_name=grant.client_name)) for grant in grants]
+    return render(request, "oauthprovider/apps.html", {"apps": apps})
 
 
 @require_http_methods(["GET", "POST"])
@@ -74,7 +51,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
 def app_revoke(request: HttpRequest, grant_id: int) -> HttpResponse:
     """GET explains what revoking does; POST revokes. Someone else's grant is a 404."""
     grant = get_object_or_404(Grant.objects.select_related("key"), pk=grant_id, user=request.user)
-    name = app_name(grant.client_id)
+    name = ClientName.of(grant.client_id, declared_name=grant.client_name)
     if not grant.is_active:
         messages.info(request, f"{name.display_host} was already disconnected.")
         return redirect("oauth:apps")
@@ -89,15 +66,15 @@ def app_revoke(request: HttpRequest, grant_id: int) -> HttpResponse:
     revoked = grant_revoke(
         grant=grant,
         by=Grant.RevokedBy.USER,
-        actor=request.user,
         context=RequestContext.from_request(request),
+        actor=request.user,
         revoke_key=held_key is not None and choice == REVOKE_KEY,
     )
     _report(request, name=name, revoked=revoked, kept=held_key if choice == KEEP_KEY else None)
     return redirect("oauth:apps")
 
 
-def _report(request: HttpRequest, *, name: AppName, revoked: list[ApiKey], kept: ApiKey | None) -> None:
+def _report(request: HttpRequest, *, name: ClientName, revoked: list[ApiKey], kept: ApiKey | None) -> None:
     text = f"Disconnected {name.display_host}."
     if revoked:
         text += " Revoked: " + ", ".join(f"“{k.name}” ({k.masked})" for k in revoked) + "."

@@ -12,23 +12,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.audit import RequestContext
-from accounts.hosts import client_display
+from accounts.clients import ClientName, display_name
 from accounts.models import ApiKey
 from oauthprovider import pending, protocol
 from oauthprovider.cimd import resolve_metadata_client
 from oauthprovider.csrf import consent_csrf_protect
+from oauthprovider.forms import NEW_KEY, ConsentForm
 from oauthprovider.models import Grant
 from oauthprovider.protocol import AuthorizationRequest, OAuthError
-from oauthprovider.services import NEW_KEY, KeyChoiceError, consent_approve, consent_deny
-
-
-def _parse(params: protocol.Params) -> AuthorizationRequest:
-    return protocol.parse_authorization_request(
-        params,
-        allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS,
-        allowed_resources=settings.OAUTH_RESOURCES,
-        resolve_metadata_client=resolve_metadata_client if settings.OAUTH_CIMD_ENABLED else None,
-    )
+from oauthprovider.services import consent_approve, consent_deny
 
 
 def _redirect(url: str) -> HttpResponse:
@@ -38,19 +30,25 @@ def _redirect(url: str) -> HttpResponse:
     return response
 
 
-def error_page(request: HttpRequest, exc: OAuthError) -> HttpResponse:
-    """Our own error page (never an automatic redirect: RFC 9700 section 4.11.2).
+def _reply_url(redirect_uri: str, params: dict[str, str], state: str | None) -> str:
+    """The answer to the app: `params`, its state when it sent one, and our issuer (RFC 9207)."""
+    if state is not None:
+        params["state"] = state
+    params["iss"] = settings.OAUTH_ISSUER
+    return protocol.with_query(redirect_uri, params)
 
-    When the client and redirect URI are known, it offers a link back that
-    carries the error the RFC 6749 4.1.2.1 way.
+
+def error_page(
+    request: HttpRequest, exc: OAuthError, *, reply_to: str | None = None, state: str | None = None
+) -> HttpResponse:
+    """Our own error page: never an automatic redirect (RFC 9700 section 4.11.2).
+
+    `reply_to` is the redirect URI once the client and it are valid: the page
+    then offers a link back that carries the error (RFC 6749 4.1.2.1).
     """
     back_link = None
-    if exc.redirectable and exc.redirect_uri:
-        params = {"error": exc.error, "error_description": exc.description}
-        if exc.state is not None:
-            params["state"] = exc.state
-        params["iss"] = settings.OAUTH_ISSUER
-        back_link = protocol.with_query(exc.redirect_uri, params)
+    if reply_to is not None:
+        back_link = _reply_url(reply_to, {"error": exc.error, "error_description": exc.description}, state)
     return render(
         request,
         "oauthprovider/error.html",
@@ -59,32 +57,61 @@ def error_page(request: HttpRequest, exc: OAuthError) -> HttpResponse:
     )
 
 
+def _validated(request: HttpRequest, params: protocol.Params) -> AuthorizationRequest | HttpResponse:
+    """The request, validated in DESIGN.md's order; or the error page.
+
+    This is the one place that decides where an error may be reported:
+    errors in the client_id or redirect_uri are shown to the person only,
+    later ones may also go back to the app, with the state when usable.
+    """
+    try:
+        client = protocol.parse_client(
+            params,
+            allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS,
+            resolve_metadata_client=resolve_metadata_client if settings.OAUTH_CIMD_ENABLED else None,
+        )
+        redirect_uri = protocol.parse_redirect_uri(params, client)
+    except OAuthError as exc:
+        return error_page(request, exc)
+    try:
+        return protocol.parse_authorization_request(
+            params, client=client, redirect_uri=redirect_uri, allowed_resources=settings.OAUTH_RESOURCES
+        )
+    except OAuthError as exc:
+        return error_page(request, exc, reply_to=redirect_uri, state=protocol.usable_state(params))
+
+
 def _consent_page(
-    request: HttpRequest, auth_request: AuthorizationRequest, rid: str, *, selected: str, error: str = ""
+    request: HttpRequest, auth_request: AuthorizationRequest, rid: str, form: ConsentForm, *, selected: str = NEW_KEY
 ) -> HttpResponse:
-    keys = list(ApiKey.objects.active().filter(user=request.user).order_by("-created_at"))
-    for key in keys:
-        key.client_display = client_display(key.created_for_client) if key.created_for_client else ""
+    for key in form.keys.values():
+        key.created_for_display = display_name(key.created_for_client)
+    client = auth_request.client
     return render(
         request,
         "oauthprovider/consent.html",
         {
-            "client": auth_request.client,
+            "client": client,
+            "app": ClientName.of(client.recorded, declared_name=client.name),
             "auth_request": auth_request,
             "rid": rid,
-            "keys": keys,
+            "keys": list(form.keys.values()),
             "selected": selected,
             "new_key": NEW_KEY,
-            "error": error,
+            "form": form,
         },
-        status=400 if error else 200,
+        status=400 if form.errors else 200,
     )
 
 
+def _active_keys(request: HttpRequest) -> list[ApiKey]:
+    return list(ApiKey.objects.active().filter(user=request.user).order_by("-created_at"))
+
+
 def _previous_choice(request: HttpRequest, auth_request: AuthorizationRequest) -> str:
-    """The key chosen last time for this host, if it was an existing key still active."""
+    """The key chosen last time for this client, if it was an existing key still active."""
     grant = (
-        Grant.objects.select_related("key").filter(user=request.user, client_id=auth_request.client.grant_id).first()
+        Grant.objects.select_related("key").filter(user=request.user, client_id=auth_request.client.recorded).first()
     )
     if grant and grant.key and grant.key.is_active and not grant.key_created_by_consent:
         return str(grant.key.pk)
@@ -112,17 +139,17 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return decide(request)
     try:
-        auth_request = _parse(dict(request.GET.lists()))
-    except OAuthError as exc:
-        return error_page(request, exc)
+        params = dict(request.GET.lists())
     except TooManyFieldsSent:
-        return error_page(
-            request, OAuthError("invalid_request", "The request has too many parameters.", redirectable=False)
-        )
+        return error_page(request, OAuthError("invalid_request", "The request has too many parameters."))
+    auth_request = _validated(request, params)
+    if isinstance(auth_request, HttpResponse):
+        return auth_request
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     rid = pending.pending_store(request.session, user_id=request.user.pk, params=auth_request.as_params())
-    return _consent_page(request, auth_request, rid, selected=_previous_choice(request, auth_request))
+    form = ConsentForm(keys=_active_keys(request))
+    return _consent_page(request, auth_request, rid, form, selected=_previous_choice(request, auth_request))
 
 
 def decide(request: HttpRequest) -> HttpResponse:
@@ -139,33 +166,23 @@ def decide(request: HttpRequest) -> HttpResponse:
             OAuthError(
                 "invalid_request",
                 "This authorization request has expired or was already answered. Go back to the app and start again.",
-                redirectable=False,
             ),
         )
-    try:
-        auth_request = _parse(params)
-    except OAuthError as exc:
+    auth_request = _validated(request, params)
+    if isinstance(auth_request, HttpResponse):
         pending.pending_discard(request.session, rid=rid)
-        return error_page(request, exc)
-    decision = request.POST.get("decision")
+        return auth_request
+    form = ConsentForm(request.POST, keys=_active_keys(request))
+    if not form.is_valid():
+        return _consent_page(request, auth_request, rid, form)
     context = RequestContext.from_request(request)
-    response_params: dict[str, str]
-    if decision == "deny":
-        consent_deny(user=request.user, auth_request=auth_request, context=context)
-        response_params = {"error": "access_denied", "error_description": "The user denied the request."}
-    elif decision == "allow":
-        key_choice = request.POST.get("key", NEW_KEY)
-        try:
-            code = consent_approve(user=request.user, auth_request=auth_request, key_choice=key_choice, context=context)
-        except KeyChoiceError:
-            return _consent_page(
-                request, auth_request, rid, selected=NEW_KEY, error="Choose one of your active keys, or a new key."
-            )
-        response_params = {"code": code}
+    if form.allowed:
+        code = consent_approve(
+            user=request.user, auth_request=auth_request, key=form.cleaned_data["key"], context=context
+        )
+        reply = {"code": code}
     else:
-        return _consent_page(request, auth_request, rid, selected=NEW_KEY, error="Choose Allow or Deny.")
+        consent_deny(user=request.user, auth_request=auth_request, context=context)
+        reply = {"error": "access_denied", "error_description": "The user denied the request."}
     pending.pending_discard(request.session, rid=rid)
-    if auth_request.state is not None:
-        response_params["state"] = auth_request.state
-    response_params["iss"] = settings.OAUTH_ISSUER  # RFC 9207
-    return _redirect(protocol.with_query(auth_request.redirect_uri, response_params))
+    return _redirect(_reply_url(auth_request.redirect_uri, reply, auth_request.state))

@@ -6,12 +6,12 @@ from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.debug import sensitive_post_parameters
 
 from oauthprovider import protocol
-from oauthprovider.http import form_params, no_store, oauth_error_response
+from oauthprovider.http import allow_methods, form_params, no_store, oauth_error_response
+from oauthprovider.introspection import key_introspect, resource_server_authenticate
 from oauthprovider.protocol import OAuthError
-from oauthprovider.services import key_introspect, resource_server_authenticate
 
 
 def _credentials(request: HttpRequest, params: protocol.Params) -> tuple[str, str] | None:
@@ -37,7 +37,8 @@ def _unauthorized() -> HttpResponse:
 
 
 @csrf_exempt  # server-to-server; authenticated by resource-server credentials, never cookies
-@require_POST
+@allow_methods("POST")
+@sensitive_post_parameters("token", "client_secret")
 def introspect(request: HttpRequest) -> HttpResponse:
     try:
         params = form_params(request)

@@ -2,8 +2,9 @@
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
-from oauthprovider.http import public_cors
+from oauthprovider.http import allow_methods, public_cors
 from oauthprovider.protocol import GRANT_TYPE_AUTHORIZATION_CODE, SUPPORTED_SCOPES
 
 
@@ -29,7 +30,9 @@ def authorization_server_metadata() -> dict:
     }
 
 
+@csrf_exempt  # no cookie is read here, so there is nothing to forge
 @public_cors(methods=["GET", "HEAD"])
+@allow_methods("GET", "HEAD")
 def oauth_authorization_server(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(authorization_server_metadata())
     response["Cache-Control"] = "public, max-age=300"

@@ -2,8 +2,9 @@
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
-from oauthprovider.http import public_cors
+from oauthprovider.http import allow_methods, public_cors
 from oauthprovider.protocol import SUPPORTED_SCOPES
 
 API_PREFIX = "v1"
@@ -19,7 +20,9 @@ def protected_resource_metadata(resource: str) -> dict:
     }
 
 
+@csrf_exempt  # no cookie is read here, so there is nothing to forge
 @public_cors(methods=["GET", "HEAD"])
+@allow_methods("GET", "HEAD")
 def oauth_protected_resource(request: HttpRequest, suffix: str = "") -> JsonResponse:
     """The root document names the issuer's origin; the path-suffixed form names that path.
 

@@ -2,22 +2,28 @@
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.audit import RequestContext
+from accounts.clients import is_document_url
 from oauthprovider import protocol
-from oauthprovider.http import form_params, no_store, oauth_error_response, public_cors
+from oauthprovider.http import allow_methods, form_params, no_store, oauth_error_response, public_cors
 from oauthprovider.protocol import OAuthError
 from oauthprovider.services import key_return
 
 
-def _client_grant_id(raw: str) -> str:
-    """The identifier grants record for this client_id (hostname or metadata URL)."""
-    if protocol.is_metadata_document_url(raw):
+def _recorded_client(raw: str) -> str:
+    """The client as grants record it (hostname or metadata document URL)."""
+    if is_document_url(raw):
         return raw
-    return protocol.validate_client_id(raw, allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS).host
+    return protocol.validate_client_id(raw, allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS).recorded
 
 
+@csrf_exempt  # no cookie is read here, so there is nothing to forge
 @public_cors(methods=["POST"])
+@allow_methods("POST")
+@sensitive_post_parameters("token")
 def revoke(request: HttpRequest) -> HttpResponse:
     try:
         params = form_params(request)
@@ -28,9 +34,9 @@ def revoke(request: HttpRequest) -> HttpResponse:
             raise OAuthError("invalid_request", "The token parameter is missing.")
         # RFC 7009 section 2.1: public clients identify themselves by client_id. Without
         # one, a key created for an app still names that app (services.key_return).
-        grant_id = _client_grant_id(client_id) if client_id is not None else None
+        client = _recorded_client(client_id) if client_id is not None else None
     except OAuthError as exc:
-        return oauth_error_response(OAuthError(exc.error, exc.description))
-    key_return(raw_key=token, client_grant_id=grant_id, context=RequestContext.from_request(request))
+        return oauth_error_response(exc)
+    key_return(raw_key=token, client=client, context=RequestContext.from_request(request))
     # Section 2.2: 200 whether or not the token was valid, so nothing is learnt.
     return no_store(HttpResponse(status=200))

@@ -23,10 +23,6 @@ from tests.interop.servers import (
 CAROL_PASSWORD = "carol-interop-password"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "interop: real third-party clients against Keygrant under a live server")
-
-
 @pytest.fixture
 def keygrant(live_server, settings) -> str:
     """Keygrant's issuer: the live server's URL, used verbatim in metadata and `iss`."""
@@ -57,7 +53,7 @@ class ResourceServerCredentials:
 @pytest.fixture
 def resource_server(transactional_db) -> ResourceServerCredentials:
     """Introspection credentials, as an operator issues them in admin."""
-    from oauthprovider.services import resource_server_create
+    from oauthprovider.introspection import resource_server_create
 
     _, client_id, secret = resource_server_create(name="example-mcp")
     return ResourceServerCredentials(client_id=client_id, secret=secret)

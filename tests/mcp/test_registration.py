@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import Client
 
-from oauthprovider.protocol import RegistrationError, register_client
+from oauthprovider.protocol import OAuthError, register_client
 
 
 def register(client: Client, body, *, content_type="application/json"):
@@ -145,5 +145,5 @@ def test_a_registered_client_id_works_at_the_authorization_endpoint(alice_client
 
 
 def test_register_client_is_a_pure_function():
-    with pytest.raises(RegistrationError):
+    with pytest.raises(OAuthError):
         register_client({"redirect_uris": ["ftp://yourapp.com/"]}, allow_loopback=True)

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import ApiKey, AuditEvent
+from oauthprovider.introspection import resource_server_create
 from oauthprovider.models import Grant
-from oauthprovider.services import resource_server_create
 from tests.conftest import CLIENT_ID, exchange, issue_code
 
 

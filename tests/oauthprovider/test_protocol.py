@@ -9,11 +9,14 @@ from oauthprovider.protocol import (
     OAuthError,
     hash_secret,
     parse_authorization_request,
+    parse_client,
+    parse_redirect_uri,
     parse_scope,
     parse_token_request,
     pkce_verify,
     s256_challenge,
     single_param,
+    usable_state,
     validate_client_id,
     validate_redirect_uri,
     with_query,
@@ -39,7 +42,6 @@ def refuses_redirect(uri: str, client_id: str = "yourapp.com") -> OAuthError:
     with pytest.raises(OAuthError) as caught:
         validate_redirect_uri(uri, client(client_id))
     assert caught.value.error == "invalid_request"
-    assert caught.value.redirectable is False
     return caught.value
 
 
@@ -77,10 +79,11 @@ def test_a_parameter_with_a_control_character_is_refused(char):
         single_param({"state": [f"a{char}b"]}, "state", max_length=10)
 
 
-def test_a_client_id_or_redirect_uri_error_is_not_redirectable():
+def test_a_repeated_client_id_is_refused_by_the_client_check():
     with pytest.raises(OAuthError) as caught:
-        single_param({"client_id": ["a", "b"]}, "client_id", max_length=10, redirectable=False)
-    assert caught.value.redirectable is False
+        parse_client({"client_id": ["yourapp.com", "evil.com"]}, allow_loopback=True)
+    assert caught.value.error == "invalid_request"
+    assert "client_id" in caught.value.description
 
 
 # --- client_id ----------------------------------------------------------------------------------
@@ -91,21 +94,19 @@ def test_the_client_id_is_the_lower_cased_hostname():
     assert found.client_id == "YourApp.COM"
     assert found.host == "yourapp.com"
     assert not found.is_loopback
-    assert not found.is_idn
+    assert found.recorded == "yourapp.com"
 
 
 def test_a_unicode_client_id_is_normalised_to_punycode():
     found = client("bücher.example")
     assert found.host == "xn--bcher-kva.example"
-    assert found.display_host == "bücher.example"
-    assert found.is_idn
+    assert found.recorded == "xn--bcher-kva.example"
 
 
-def test_a_punycode_client_id_is_shown_in_unicode_too():
+def test_a_punycode_client_id_is_kept_as_punycode():
     found = client("xn--bcher-kva.example")
     assert found.host == "xn--bcher-kva.example"
-    assert found.display_host == "bücher.example"
-    assert found.is_idn
+    assert found.recorded == "xn--bcher-kva.example"
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "LOCALHOST"])
@@ -119,13 +120,13 @@ def test_loopback_client_ids_are_marked_as_loopback(host):
 def test_loopback_client_ids_are_refused_when_turned_off(host):
     with pytest.raises(OAuthError) as caught:
         client(host, allow_loopback=False)
-    assert caught.value.redirectable is False
+    assert caught.value.error == "invalid_request"
+    assert "loopback" in caught.value.description
 
 
 def test_a_missing_client_id_is_refused():
     with pytest.raises(OAuthError) as caught:
         validate_client_id(None, allow_loopback=True)
-    assert caught.value.redirectable is False
     assert "client_id" in caught.value.description
 
 
@@ -160,7 +161,6 @@ def test_a_client_id_that_is_not_a_hostname_is_refused(client_id):
     with pytest.raises(OAuthError) as caught:
         validate_client_id(client_id, allow_loopback=True)
     assert caught.value.error == "invalid_request"
-    assert caught.value.redirectable is False
 
 
 # --- redirect_uri ---------------------------------------------------------------------------------
@@ -186,7 +186,6 @@ def test_a_redirect_uri_on_the_client_host_is_accepted_unchanged(uri):
 def test_a_missing_redirect_uri_is_refused():
     with pytest.raises(OAuthError) as caught:
         validate_redirect_uri(None, client())
-    assert caught.value.redirectable is False
     assert "redirect_uri" in caught.value.description
 
 
@@ -404,8 +403,14 @@ def authorization_params(**overrides):
     return {k: v for k, v in params.items() if v is not None}
 
 
+def parse(params):
+    """The three steps in the authorization endpoint's order."""
+    found = parse_client(params, allow_loopback=True)
+    return parse_authorization_request(params, client=found, redirect_uri=parse_redirect_uri(params, found))
+
+
 def test_a_complete_authorization_request_parses():
-    parsed = parse_authorization_request(authorization_params(), allow_loopback=True)
+    parsed = parse(authorization_params())
     assert parsed.client.host == "yourapp.com"
     assert parsed.redirect_uri == "https://yourapp.com/callback"
     assert parsed.scope == SCOPE_KEY_READ
@@ -415,22 +420,14 @@ def test_a_complete_authorization_request_parses():
 
 def test_the_client_id_is_checked_before_the_redirect_uri_and_the_rest():
     with pytest.raises(OAuthError) as caught:
-        parse_authorization_request(
-            authorization_params(client_id=None, redirect_uri=["https://evil.com/"], response_type=["token"]),
-            allow_loopback=True,
-        )
+        parse(authorization_params(client_id=None, redirect_uri=["https://evil.com/"], response_type=["token"]))
     assert "client_id" in caught.value.description
-    assert caught.value.redirectable is False
 
 
 def test_the_redirect_uri_is_checked_before_the_rest():
     with pytest.raises(OAuthError) as caught:
-        parse_authorization_request(
-            authorization_params(redirect_uri=["https://evil.com/"], response_type=["token"], scope=["x"]),
-            allow_loopback=True,
-        )
+        parse(authorization_params(redirect_uri=["https://evil.com/"], response_type=["token"], scope=["x"]))
     assert "redirect_uri" in caught.value.description
-    assert caught.value.redirectable is False
 
 
 @pytest.mark.parametrize(
@@ -447,21 +444,25 @@ def test_the_redirect_uri_is_checked_before_the_rest():
         ({"scope": ["key:read", "key:read"]}, "invalid_request"),
     ],
 )
-def test_later_errors_can_be_reported_back_with_the_state(overrides, error):
+def test_later_errors_come_after_a_valid_client_and_redirect_uri_with_a_usable_state(overrides, error):
+    params = authorization_params(**overrides)
+    found = parse_client(params, allow_loopback=True)
+    redirect_uri = parse_redirect_uri(params, found)
     with pytest.raises(OAuthError) as caught:
-        parse_authorization_request(authorization_params(**overrides), allow_loopback=True)
+        parse_authorization_request(params, client=found, redirect_uri=redirect_uri)
     assert caught.value.error == error
-    assert caught.value.redirectable is True
-    assert caught.value.redirect_uri == "https://yourapp.com/callback"
-    assert caught.value.state == "xyz"
+    assert redirect_uri == "https://yourapp.com/callback"
+    assert usable_state(params) == "xyz"
 
 
-def test_a_repeated_state_is_reported_back_without_a_state():
+@pytest.mark.parametrize("state", [["a", "b"], ["x" * 1025], ["a\x00b"]])
+def test_a_state_at_fault_is_an_error_and_not_usable_for_the_report(state):
+    params = authorization_params(state=state)
+    found = parse_client(params, allow_loopback=True)
     with pytest.raises(OAuthError) as caught:
-        parse_authorization_request(authorization_params(state=["a", "b"]), allow_loopback=True)
-    assert caught.value.redirectable is True
-    assert caught.value.redirect_uri == "https://yourapp.com/callback"
-    assert caught.value.state is None
+        parse_authorization_request(params, client=found, redirect_uri=parse_redirect_uri(params, found))
+    assert caught.value.error == "invalid_request"
+    assert usable_state(params) is None
 
 
 def token_params(**overrides):

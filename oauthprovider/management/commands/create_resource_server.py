@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from oauthprovider.services import resource_server_create
+from oauthprovider.introspection import resource_server_create
 
 
 class Command(BaseCommand):
