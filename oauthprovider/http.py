@@ -82,9 +82,15 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def form_params(request: HttpRequest) -> dict[str, list[str]]:
-    """The parameters of a form-encoded POST, every value kept (repeats are errors later)."""
+    """The parameters of a form-encoded POST, every value kept (repeats are errors later).
+
+    RFC 6749 Appendix B: the body is UTF-8. A body declared in another
+    charset, even one Python does not know, is refused rather than guessed at.
+    """
     if (request.content_type or "").lower() != FORM:
         raise OAuthError("invalid_request", f"The request body must be {FORM}.")
+    if request.content_params.get("charset", "utf-8").lower() != "utf-8":
+        raise OAuthError("invalid_request", f"The request body must be UTF-8 {FORM}.")
     try:
         return dict(request.POST.lists())
     except (RequestDataTooBig, TooManyFieldsSent, RawPostDataException):

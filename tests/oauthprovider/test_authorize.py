@@ -727,4 +727,8 @@ def test_the_authorize_endpoint_refuses_other_methods(alice_client):
 
 
 def test_the_authorize_endpoint_answers_without_a_trailing_slash_redirect(alice_client, pkce_pair):
-    assert get_authorize(alice_client, pkce_pair).status_code == 200
+    query = urlencode(authorize_params(pkce_pair))
+    assert alice_client.get("/getKeys/authorize?" + query).status_code == 200
+    with_slash = alice_client.get("/getKeys/authorize/?" + query)
+    assert with_slash.status_code == 404, "only the path DESIGN.md names is served, and nothing redirects to it"
+    assert "Location" not in with_slash

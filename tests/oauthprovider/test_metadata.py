@@ -1,10 +1,10 @@
 """GET /.well-known/oauth-authorization-server (RFC 8414) through HTTP."""
 
-import json
-
 import pytest
 from django.test import Client
 from django.urls import Resolver404, resolve
+
+from tests.conftest import approve, authorize_params, query_of
 
 URL = "/.well-known/oauth-authorization-server"
 
@@ -34,9 +34,11 @@ def test_the_issuer_is_the_setting_byte_for_byte_not_the_request_host(settings, 
     assert "evil.example" not in raw
 
 
-def test_the_issuer_in_the_metadata_matches_the_iss_in_redirects(settings, db):
+def test_the_issuer_in_the_metadata_matches_the_iss_in_redirects(settings, alice_client, pkce_pair):
     settings.OAUTH_ISSUER = "https://keys.example.com:8443/tenant"
     metadata = Client().get(URL).json()
+    location = approve(alice_client, authorize_params(pkce_pair))
+    assert query_of(location)["iss"] == [metadata["issuer"]]
     assert metadata["issuer"] == "https://keys.example.com:8443/tenant"
 
 
@@ -111,6 +113,8 @@ def test_it_is_the_same_for_everyone(alice_client, db):
     assert alice_client.get(URL).json() == Client().get(URL).json()
 
 
-def test_it_is_valid_json_with_no_trailing_slash_in_the_issuer(metadata):
+def test_the_issuer_has_no_trailing_slash_and_every_endpoint_is_below_it(metadata):
     assert not metadata["issuer"].endswith("/")
-    json.dumps(metadata)
+    endpoints = [value for name, value in metadata.items() if name.endswith("_endpoint")]
+    assert len(endpoints) >= 5
+    assert all(url.startswith(metadata["issuer"] + "/") for url in endpoints)
