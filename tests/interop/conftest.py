@@ -23,10 +23,6 @@ from tests.interop.servers import (
 CAROL_PASSWORD = "carol-interop-password"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "interop: real third-party clients against Keygrant under a live server")
-
-
 @pytest.fixture
 def keygrant(live_server, settings) -> str:
     """Keygrant's issuer: the live server's URL, used verbatim in metadata and `iss`."""
@@ -42,7 +38,10 @@ def carol(transactional_db) -> User:
 
 
 @pytest.fixture
-def browser(keygrant, carol) -> Iterator[Browser]:
+def person(keygrant, carol) -> Iterator[Browser]:
+    """Carol at her browser (played over HTTP). Not named `browser`: that is
+    pytest-playwright's Chromium, and the plugin runs every test that asks for
+    a `browser` once per browser engine."""
     browser = Browser(keygrant, username="carol", password=CAROL_PASSWORD)
     yield browser
     browser.close()
