@@ -1,4 +1,4 @@
-"""End-to-end tests in headless Chromium (Playwright driving the system browser).
+"""End-to-end tests in headless Chromium: pytest-playwright's fixtures, the system browser.
 
 Two servers run beside the tests, on two origins, so that the browser really
 crosses sites the way a deployed app does:
@@ -11,24 +11,26 @@ crosses sites the way a deployed app does:
 
 The browser is the Debian `chromium` package (bin/install-chromium), never a
 downloaded build. Without it these tests skip with the reason, except in CI
-(CI=true), where they fail.
+(CI=true), where they fail. pytest-playwright's own fixtures (`page`,
+`context`, `new_context`) drive it, and its options in pyproject.toml keep a
+screenshot of every open page when a test fails. The flow helpers are in flow.py.
 """
 
 import html
 import importlib.util
 import os
-import re
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from accounts.models import User
-from tests.conftest import make_user, new_pkce_pair
+from tests.browser.flow import FRAME_TEST_PATH, ExampleApp
+from tests.conftest import make_user
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking switches Chromium keeps calling home,
@@ -46,28 +48,72 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 10_000
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Until pyproject.toml declares it (--strict-markers refuses unknown marks).
-    config.addinivalue_line("markers", "browser: end-to-end tests in headless Chromium (tests/browser)")
+# --- The browser (pytest-playwright) -----------------------------------------------
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    # Lets the page fixture save a screenshot when the test itself failed.
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
+        message = f"Chromium is not installed at {CHROMIUM}. The browser tests need it: run bin/install-chromium."
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# pytest-playwright starts Playwright for the whole session, and while it runs
+# this thread has an asyncio loop marked as running: every later test outside
+# this folder would find asyncio.run() and the ORM refused. So Playwright, the
+# browser and the context defaults (the plugin's are built on `playwright`) live
+# as long as this package; the database is set up before the loop starts.
 
 
-def _unavailable(reason: str) -> None:
-    message = f"{reason} The browser tests need it: run bin/install-chromium."
-    if _in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+@pytest.fixture(scope="package")
+def playwright(django_db_setup) -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="package")
+def browser(browser_type_launch_args: dict, playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(**browser_type_launch_args)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="package")
+def browser_context_args() -> dict:
+    """Options of every context. A test changes them for its `page` with
+    @pytest.mark.browser_context_args(**options); new_context(**options) may only
+    add options that are not set here (the plugin passes both as keywords)."""
+    return {"viewport": {"width": 1024, "height": 800}}
+
+
+@pytest.fixture
+def new_context(new_context):
+    """The plugin's new_context(**options), with this project's timeout; `context` and `page` use it."""
+
+    def make(**options):
+        context = new_context(**options)
+        context.set_default_timeout(TIMEOUT_MS)
+        # Chromium asks every site for /favicon.ico; answering here keeps those
+        # stray requests away from the provider while the test drives it.
+        context.route("**/favicon.ico", lambda route: route.fulfill(status=404, body=""))
+        return context
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API marks an asyncio loop as running in this thread, so
+    Django would take every ORM call of the test for one made from async code:
+    DJANGO_ALLOW_ASYNC_UNSAFE lifts that check during each browser test, setup
+    and teardown included (the ORM calls still happen in this one thread, one at
+    a time)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
 
 
 # --- Artifacts -------------------------------------------------------------------
@@ -112,32 +158,6 @@ def provider(_provider_server, transactional_db, settings) -> str:
     settings.OAUTH_ISSUER = url
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
     return url
-
-
-@dataclass
-class ExampleApp:
-    """The example client as the browser sees it: http://localhost:<port>/."""
-
-    url: str
-    directory: Path
-
-    @property
-    def origin(self) -> str:
-        return self.url.rstrip("/")
-
-    @property
-    def callback_url(self) -> str:
-        return self.url + "callback.html"
-
-    def start_url(self, provider: str) -> str:
-        return f"{self.url}?{urlencode({'provider': provider})}"
-
-    def frame_test_url(self, src: str) -> str:
-        """A page on the app's origin whose only content is an iframe of `src`."""
-        return f"{self.url}{FRAME_TEST_PATH}?{urlencode({'src': src})}"
-
-
-FRAME_TEST_PATH = "__tests__/frame.html"
 
 
 def frame_test_page(src: str) -> bytes:
@@ -185,73 +205,7 @@ def example_app(pytestconfig: pytest.Config) -> Iterator[ExampleApp]:
     server.server_close()
 
 
-# --- The browser -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser(django_db_setup):
-    """One Chromium per test module.
-
-    Playwright's sync API keeps an asyncio loop running in this thread, so
-    Django would take every ORM call of the test for one made from async
-    code: DJANGO_ALLOW_ASYNC_UNSAFE lifts that check, only while the browser
-    runs (the ORM calls still happen in this one thread, one at a time).
-    """
-    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
-        _unavailable(f"Chromium is not installed at {CHROMIUM}.")
-    from playwright.sync_api import sync_playwright  # the [test] extra: bin/test installs it
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-
-
-@dataclass
-class BrowserErrors:
-    """What the page complained about: console errors and uncaught exceptions."""
-
-    messages: list[str] = field(default_factory=list)
-
-
-@pytest.fixture
-def new_page(browser, request, screenshot_dir):
-    """new_page(**context_options): a page in a fresh browser context (own cookies and storage)."""
-    contexts = []
-
-    def make(**options):
-        context = browser.new_context(**options)
-        context.set_default_timeout(TIMEOUT_MS)
-        # Chromium asks every site for /favicon.ico; answering here keeps those
-        # stray requests away from the provider while the test drives it.
-        context.route("**/favicon.ico", lambda route: route.fulfill(status=404, body=""))
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = BrowserErrors()
-        page.on("console", lambda msg: msg.type == "error" and page.errors.messages.append(msg.text))
-        page.on("pageerror", lambda exc: page.errors.messages.append(str(exc)))
-        return page
-
-    yield make
-    report = getattr(request.node, "report_call", None)
-    for number, context in enumerate(contexts):
-        if report is not None and report.failed:
-            failures = screenshot_dir / "failures"
-            failures.mkdir(exist_ok=True)
-            for index, page in enumerate(context.pages):
-                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-                page.screenshot(path=failures / f"{name}-{number}-{index}.png", full_page=True)
-        context.close()
-
-
-@pytest.fixture
-def page(new_page):
-    return new_page(viewport={"width": 1024, "height": 800})
-
-
-# --- People and the flow -----------------------------------------------------------
+# --- People ------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -261,60 +215,3 @@ def alice(transactional_db) -> User:
     user.first_name, user.last_name = "Alice", "Liddell"
     user.save()
     return user
-
-
-def _posting(page):
-    """Wait for the form POST the next action sends from this page."""
-    return page.expect_response(lambda r: r.request.method == "POST" and r.frame == page.main_frame)
-
-
-def _refused(page, response) -> str:
-    heading = page.locator("h1").first.inner_text() if page.locator("h1").count() else ""
-    return f"{response.request.url} answered HTTP {response.status}: {heading!r}"
-
-
-def log_in(page, user: User) -> None:
-    """Fill in the provider's login form (the page the flow was sent to) and send it."""
-    page.locator("input[name=username]").fill(user.get_username())
-    page.locator("input[name=password]").fill(f"{user.get_username()}-password")
-    with _posting(page) as posted:
-        page.locator("form:has(input[name=password]) [type=submit]").click()
-    response = posted.value
-    assert response.status in (302, 303), "the login was refused: " + _refused(page, response)
-
-
-def consent_form(page):
-    return page.locator("form:has(button[name=decision])")
-
-
-def key_option(page, value: str):
-    return page.locator(f"input[type=radio][name=key][value='{value}']")
-
-
-def decide(page, decision: str) -> None:
-    """Press Allow or Deny; the provider must answer with a redirect to the app."""
-    with _posting(page) as posted:
-        page.locator(f"button[name=decision][value={decision}]").click()
-    response = posted.value
-    assert response.status in (302, 303), f"{decision} was refused: " + _refused(page, response)
-
-
-def start_at_the_app(page, app: ExampleApp, provider: str) -> None:
-    """Open the example app and press its button: the browser goes to the provider."""
-    page.goto(app.start_url(provider))
-    page.get_by_role("button", name="Connect with Keygrant").click()
-    page.wait_for_url(re.compile("^" + re.escape(provider) + "/"))
-
-
-def authorize_url(provider: str, app: ExampleApp, *, state: str = "state-from-the-test") -> str:
-    """An authorization request as the example app makes it, built without JavaScript."""
-    params = {
-        "client_id": "localhost",
-        "redirect_uri": app.callback_url,
-        "response_type": "code",
-        "scope": "key:read",
-        "code_challenge": new_pkce_pair().challenge,
-        "code_challenge_method": "S256",
-        "state": state,
-    }
-    return f"{provider}/getKeys/authorize?{urlencode(params)}"

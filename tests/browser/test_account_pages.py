@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from accounts.audit import SYSTEM
 from accounts.models import ApiKey
 from accounts.services import key_create
-from tests.browser.conftest import decide, log_in, start_at_the_app
+from tests.browser.flow import decide, log_in, start_at_the_app
 
 pytestmark = pytest.mark.browser
 

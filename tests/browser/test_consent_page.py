@@ -7,11 +7,12 @@ from playwright.sync_api import expect
 
 from accounts.audit import SYSTEM
 from accounts.services import key_create
-from tests.browser.conftest import authorize_url, consent_form, decide, key_option, log_in
+from tests.browser.flow import authorize_url, consent_form, decide, key_option, log_in
 
 pytestmark = pytest.mark.browser
 
 FRAMING_HEADERS = ("content-security-policy", "x-frame-options")
+PHONE = {"width": 375, "height": 740}
 
 
 def framed_document_text(page) -> str:
@@ -68,8 +69,10 @@ def test_the_framing_check_sees_a_page_that_can_be_framed(signed_in_page, provid
     assert "Keygrant" in text and ("Allow" in text or "Sign in" in text)
 
 
-def test_the_consent_page_works_without_javascript(new_page, provider, example_app, alice, screenshot):
-    page = new_page(java_script_enabled=False, viewport={"width": 1024, "height": 800})
+@pytest.mark.browser_context_args(java_script_enabled=False)
+def test_the_consent_page_works_without_javascript(page, provider, example_app, alice, screenshot):
+    page.set_content("<script>document.title = 'scripts run'</script>")
+    assert page.title() == "", "JavaScript is on in this browser context"
     page.goto(authorize_url(provider, example_app, state="no-js-state"))
     log_in(page, alice)
     expect(page.get_by_test_id("client-host")).to_have_text("localhost")
@@ -85,11 +88,12 @@ def test_the_consent_page_works_without_javascript(new_page, provider, example_a
 
 
 @pytest.mark.parametrize("with_keys", [False, True], ids=["no-keys", "with-keys"])
-def test_the_consent_page_fits_a_phone_screen(new_page, provider, example_app, alice, screenshot, with_keys):
+@pytest.mark.browser_context_args(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+def test_the_consent_page_fits_a_phone_screen(page, provider, example_app, alice, screenshot, with_keys):
     if with_keys:
         key_create(user=alice, name="laptop", context=SYSTEM)
         key_create(user=alice, name="a rather long key name for the build server in the basement", context=SYSTEM)
-    page = new_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True, device_scale_factor=2)
+    assert page.viewport_size == PHONE
     page.goto(authorize_url(provider, example_app))
     if with_keys:
         screenshot(page, "login-phone")
@@ -104,5 +108,5 @@ def test_the_consent_page_fits_a_phone_screen(new_page, provider, example_app, a
         button = page.locator(f"button[name=decision][value={decision}]")
         expect(button).to_be_visible()
         box = button.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 375, f"{decision} sticks out: {box}"
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"{decision} sticks out: {box}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import decide, key_option, log_in
+from tests.browser.flow import decide, key_option, log_in
 
 pytestmark = pytest.mark.browser
 

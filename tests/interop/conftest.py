@@ -38,7 +38,10 @@ def carol(transactional_db) -> User:
 
 
 @pytest.fixture
-def browser(keygrant, carol) -> Iterator[Browser]:
+def person(keygrant, carol) -> Iterator[Browser]:
+    """Carol at her browser (played over HTTP). Not named `browser`: that is
+    pytest-playwright's Chromium, and the plugin runs every test that asks for
+    a `browser` once per browser engine."""
     browser = Browser(keygrant, username="carol", password=CAROL_PASSWORD)
     yield browser
     browser.close()

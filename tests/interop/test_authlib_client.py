@@ -37,11 +37,11 @@ def oauth_client(client_id: str, redirect_uri: str) -> OAuth2Client:
     )
 
 
-def obtain_key(client: OAuth2Client, metadata: dict, browser) -> dict:
-    """Authorize (the browser logs in and allows), then exchange the code with the verifier."""
+def obtain_key(client: OAuth2Client, metadata: dict, person) -> dict:
+    """Authorize (the person logs in and allows), then exchange the code with the verifier."""
     verifier = generate_token(64)
     url, state = client.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier)
-    location = browser.approve(url)
+    location = person.approve(url)
     assert location.startswith(client.redirect_uri + "?")
     assert redirect_query(location)["iss"] == metadata["issuer"]  # RFC 9207, checked by hand
     return client.fetch_token(
@@ -62,9 +62,9 @@ def test_authlib_validates_keygrants_metadata(metadata, keygrant):
     ],
     ids=["web-app", "loopback-cli"],
 )
-def test_authlib_gets_a_key_and_uses_it_on_the_api(metadata, keygrant, browser, client_id, redirect_uri):
+def test_authlib_gets_a_key_and_uses_it_on_the_api(metadata, keygrant, person, client_id, redirect_uri):
     with oauth_client(client_id, redirect_uri) as client:
-        token = obtain_key(client, metadata, browser)
+        token = obtain_key(client, metadata, person)
 
         assert token["token_type"] == "Bearer"
         assert token["scope"] == "key:read"
@@ -76,9 +76,9 @@ def test_authlib_gets_a_key_and_uses_it_on_the_api(metadata, keygrant, browser, 
     assert token["access_token"] not in me.text
 
 
-def test_authlib_gives_the_key_back_and_the_api_refuses_it(metadata, keygrant, browser):
+def test_authlib_gives_the_key_back_and_the_api_refuses_it(metadata, keygrant, person):
     with oauth_client("app.example.com", "https://app.example.com/oauth/callback") as client:
-        token = obtain_key(client, metadata, browser)
+        token = obtain_key(client, metadata, person)
 
         revocation = client.revoke_token(
             metadata["revocation_endpoint"], token=token["access_token"], token_type_hint="access_token"
@@ -92,9 +92,9 @@ def test_authlib_gives_the_key_back_and_the_api_refuses_it(metadata, keygrant, b
     assert f'resource_metadata="{keygrant}/.well-known/oauth-protected-resource"' in challenge
 
 
-def test_another_app_cannot_revoke_the_key(metadata, keygrant, browser):
+def test_another_app_cannot_revoke_the_key(metadata, keygrant, person):
     with oauth_client("app.example.com", "https://app.example.com/oauth/callback") as client:
-        token = obtain_key(client, metadata, browser)
+        token = obtain_key(client, metadata, person)
     with oauth_client("other.example.net", "https://other.example.net/callback") as other:
         revocation = other.revoke_token(metadata["revocation_endpoint"], token=token["access_token"])
 

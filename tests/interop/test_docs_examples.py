@@ -23,12 +23,12 @@ def doc_example(first_line: str) -> dict:
     return namespace
 
 
-def test_the_server_app_example_gets_a_key(keygrant, browser):
+def test_the_server_app_example_gets_a_key(keygrant, person):
     example = doc_example("import base64")
     example["KEYGRANT"] = keygrant
     session: dict = {}
 
-    location = browser.approve(example["authorization_url"](session))
+    location = person.approve(example["authorization_url"](session))
     key = example["finish"](session, redirect_query(location))
 
     me = httpx.get(f"{keygrant}/v1/me", headers={"x-api-key": key}, timeout=TIMEOUT)
@@ -37,24 +37,24 @@ def test_the_server_app_example_gets_a_key(keygrant, browser):
         example["finish"](session, redirect_query(location))
 
 
-def test_the_server_app_example_reports_a_denial(keygrant, browser):
+def test_the_server_app_example_reports_a_denial(keygrant, person):
     example = doc_example("import base64")
     example["KEYGRANT"] = keygrant
     session: dict = {}
 
-    location = browser.deny(example["authorization_url"](session))
+    location = person.deny(example["authorization_url"](session))
 
     with pytest.raises(example["KeygrantError"], match="access_denied"):
         example["finish"](session, redirect_query(location))
 
 
-def test_the_cli_example_gets_a_key_through_a_loopback_redirect(keygrant, browser, monkeypatch):
+def test_the_cli_example_gets_a_key_through_a_loopback_redirect(keygrant, person, monkeypatch):
     example = doc_example('"""Get a Keygrant API key for this computer')
     example["KEYGRANT"] = keygrant
 
     def open_in_browser(url: str) -> bool:
         # The person allows; their browser then loads the loopback redirect.
-        location = browser.approve(url)
+        location = person.approve(url)
         assert location.startswith("http://127.0.0.1:")
         assert httpx.get(location, timeout=TIMEOUT).status_code == 200
         return True

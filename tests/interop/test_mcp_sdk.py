@@ -29,8 +29,8 @@ def loopback_client_metadata() -> OAuthClientMetadata:
     )
 
 
-def test_the_sdk_discovers_registers_authorizes_and_calls_the_tool(keygrant, example_mcp, browser):
-    host = McpHost(server_url=example_mcp.url, client_metadata=loopback_client_metadata(), browser=browser)
+def test_the_sdk_discovers_registers_authorizes_and_calls_the_tool(keygrant, example_mcp, person):
+    host = McpHost(server_url=example_mcp.url, client_metadata=loopback_client_metadata(), browser=person)
 
     text = host.call_tool("whoami")
 
@@ -50,8 +50,8 @@ def test_the_sdk_discovers_registers_authorizes_and_calls_the_tool(keygrant, exa
     assert host.storage.tokens.scope == "key:read"
 
 
-def test_the_sdk_reuses_the_key_it_got_without_asking_again(example_mcp, browser):
-    host = McpHost(server_url=example_mcp.url, client_metadata=loopback_client_metadata(), browser=browser)
+def test_the_sdk_reuses_the_key_it_got_without_asking_again(example_mcp, person):
+    host = McpHost(server_url=example_mcp.url, client_metadata=loopback_client_metadata(), browser=person)
     host.call_tool("whoami")
 
     text = host.call_tool("whoami")
@@ -61,7 +61,7 @@ def test_the_sdk_reuses_the_key_it_got_without_asking_again(example_mcp, browser
 
 
 def test_the_sdk_uses_a_client_id_metadata_document_instead_of_registering(
-    keygrant, example_mcp, browser, documents, settings
+    keygrant, example_mcp, person, documents, settings
 ):
     settings.OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH = True  # the document is served over http from 127.0.0.1
     metadata = loopback_client_metadata()
@@ -75,7 +75,7 @@ def test_the_sdk_uses_a_client_id_metadata_document_instead_of_registering(
         "token_endpoint_auth_method": "none",
     }
     host = McpHost(
-        server_url=example_mcp.url, client_metadata=metadata, browser=browser, client_metadata_url=document_url
+        server_url=example_mcp.url, client_metadata=metadata, browser=person, client_metadata_url=document_url
     )
 
     text = host.call_tool("whoami")
@@ -84,4 +84,4 @@ def test_the_sdk_uses_a_client_id_metadata_document_instead_of_registering(
     assert host.storage.client_info.client_id == document_url
     assert query(host.authorization_urls[0])["client_id"] == document_url
     assert "/clients/interop-host.json" in documents.fetches
-    assert "Interop MCP Host" in browser.consent_pages[0]
+    assert "Interop MCP Host" in person.consent_pages[0]
