@@ -1,9 +1,17 @@
 """Client apps by name: what grants, keys and audit events record, and what people see.
 
-An app's `client_id` is recorded in one form (its hostname in IDNA A-labels,
-or the URL of its metadata document) and shown to people in another: the
-Unicode hostname, with the A-label form beside it whenever the two differ,
-so that look-alike hosts cannot pass for others (DESIGN.md, consent page).
+An app's `client_id` is recorded in one form and shown to people in another:
+
+- a website: its hostname in IDNA A-labels, shown in Unicode with the
+  A-label form beside it whenever the two differ, so that look-alike hosts
+  cannot pass for others (DESIGN.md, consent page);
+- an app known by its metadata document: the document's URL, shown by host;
+- an app that names itself (a native app with a loopback redirect, a device
+  in the device flow): nothing verifies the name, so it is recorded with a
+  mark (`unverified:findall-cli`) that keeps it apart from the website of
+  the same name, and shown as the name the app gave, never as a website.
+  A loopback hostname (`localhost`) names no website and is kept as it is.
+
 Everything that turns one into the other is here, with one set of IDNA
 rules. Pure functions: no database, no HTTP.
 
@@ -17,6 +25,7 @@ from urllib.parse import urlsplit
 import idna
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+SELF_NAMED_MARK = "unverified:"
 _URL_SCHEMES = ("https://", "http://")
 
 
@@ -41,6 +50,16 @@ def is_document_url(client_id: str) -> bool:
     return client_id.startswith(_URL_SCHEMES)
 
 
+def self_named_record(name: str) -> str:
+    """What grants record for an app that names itself (see above)."""
+    lowered = name.lower()
+    return lowered if lowered in LOOPBACK_HOSTS else SELF_NAMED_MARK + name
+
+
+def _is_self_named(recorded: str) -> bool:
+    return recorded.startswith(SELF_NAMED_MARK) or recorded in LOOPBACK_HOSTS
+
+
 @dataclass(frozen=True)
 class ClientName:
     """One client as people see it, from what the records hold."""
@@ -50,9 +69,13 @@ class ClientName:
     display_host: str  # the same in Unicode
     document_url: str = ""  # set when the client is identified by a metadata document
     declared_name: str = ""  # the name a metadata document gives (unverified)
+    is_self_named: bool = False  # the app named itself: `host` is that name, verified by nothing
 
     @classmethod
     def of(cls, recorded: str, *, declared_name: str = "") -> "ClientName":
+        if _is_self_named(recorded):
+            name = recorded.removeprefix(SELF_NAMED_MARK)
+            return cls(recorded=recorded, host=name, display_host=name, is_self_named=True)
         host = (urlsplit(recorded).hostname or recorded) if is_document_url(recorded) else recorded
         return cls(
             recorded=recorded,
@@ -72,7 +95,9 @@ class ClientName:
 
     @property
     def one_line(self) -> str:
-        """For lists and messages: "bücher.example (xn--bcher-kva.example)", or just the host."""
+        """For lists: "bücher.example (xn--bcher-kva.example)", "findall-cli (name not verified)", a host."""
+        if self.is_self_named and not self.is_loopback:
+            return f"{self.display_host} (name not verified)"
         return f"{self.display_host} ({self.host})" if self.is_idn else self.display_host
 
     @property

@@ -72,6 +72,16 @@ OAUTH_CODE_MAX_FAILED_ATTEMPTS = env.int("OAUTH_CODE_MAX_FAILED_ATTEMPTS", defau
 OAUTH_TOKEN_FAILURES_PER_ADDRESS = env.int("OAUTH_TOKEN_FAILURES_PER_ADDRESS", default=30)
 OAUTH_TOKEN_FAILURE_WINDOW_SECONDS = env.int("OAUTH_TOKEN_FAILURE_WINDOW_SECONDS", default=300)
 
+# The device authorization grant (RFC 8628) for headless tools: how long a
+# user code may be entered, how often devices may poll, how many device
+# authorizations one address may start per 10 minutes, and how many wrong
+# user codes a person or an address may enter per 15 minutes (section 5.1).
+OAUTH_DEVICE_FLOW_ENABLED = env.bool("OAUTH_DEVICE_FLOW_ENABLED", default=True)
+OAUTH_DEVICE_CODE_TTL_SECONDS = env.int("OAUTH_DEVICE_CODE_TTL_SECONDS", default=600)
+OAUTH_DEVICE_POLL_INTERVAL_SECONDS = env.int("OAUTH_DEVICE_POLL_INTERVAL_SECONDS", default=5)
+OAUTH_DEVICE_REQUESTS_PER_ADDRESS = env.int("OAUTH_DEVICE_REQUESTS_PER_ADDRESS", default=60)
+OAUTH_USER_CODE_FAILURES_ALLOWED = env.int("OAUTH_USER_CODE_FAILURES_ALLOWED", default=10)
+
 # RFC 8707 resource indicators accepted at authorize and token: the built-in
 # API (the issuer's own URL) plus any resource servers (MCP servers) the
 # operator lists. A listed URL also covers the URLs below it.

@@ -27,10 +27,10 @@ from accounts.admin_utils import (
     warn_already_revoked,
 )
 from accounts.audit import RequestContext
-from accounts.clients import display_name
+from accounts.clients import display_name, self_named_record
 from accounts.models import ApiKey
 from oauthprovider.introspection import resource_server_create, resource_server_revoke
-from oauthprovider.models import AuthorizationCode, Grant, ResourceServer
+from oauthprovider.models import AuthorizationCode, DeviceAuthorization, Grant, ResourceServer
 from oauthprovider.services import grant_revoke
 
 # --- Grants --------------------------------------------------------------------------
@@ -376,3 +376,72 @@ class ResourceServerAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
         return None
+
+
+# --- Device sign-ins ----------------------------------------------------------------------
+
+
+class DeviceStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("pending", "Pending"),
+            ("approved", "Approved, key not yet picked up"),
+            ("delivered", "Key delivered"),
+            ("denied", "Denied"),
+            ("expired", "Expired unanswered"),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        undecided = queryset.filter(approved_at__isnull=True, denied_at__isnull=True)
+        match self.value():
+            case "pending":
+                return undecided.filter(expires_at__gt=now)
+            case "approved":
+                return queryset.filter(approved_at__isnull=False, delivered_at__isnull=True)
+            case "delivered":
+                return queryset.filter(delivered_at__isnull=False)
+            case "denied":
+                return queryset.filter(denied_at__isnull=False)
+            case "expired":
+                return undecided.filter(expires_at__lte=now)
+        return None
+
+
+@admin.register(DeviceAuthorization)
+class DeviceAuthorizationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only; the device code and user code are never stored, let alone shown."""
+
+    list_display = ("client", "user", "state", "created_at", "expires_at", "approved_at", "delivered_at")
+    list_select_related = ("user",)
+    list_filter = (DeviceStateFilter, username_filter("user__username"), "created_at")
+    search_fields = ("client_id", "user__username")
+    search_help_text = "What the device calls itself, or a username."
+    date_hierarchy = "created_at"
+    fields = (
+        "client",
+        "user",
+        "grant",
+        "key",
+        "scope",
+        "state",
+        "interval",
+        "created_at",
+        "expires_at",
+        "approved_at",
+        "denied_at",
+        "delivered_at",
+    )
+    readonly_fields = fields
+    actions = None
+
+    @admin.display(description="device (its own name)", ordering="client_id")
+    def client(self, authorization: DeviceAuthorization) -> str:
+        return display_name(self_named_record(authorization.client_id))
+
+    @admin.display(description="state")
+    def state(self, authorization: DeviceAuthorization) -> str:
+        return authorization.state_label

@@ -129,3 +129,56 @@ class ResourceServer(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class DeviceAuthorization(models.Model):
+    """A device's request for a key (RFC 8628), pending until a person enters its user code and decides.
+
+    Only hashes of the device code and the user code are stored. Once
+    approved it names the grant and key; the key is handed out once.
+    """
+
+    device_code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Not unique: two live codes never share one (code_start checks), old ones may.
+    user_code_hash = models.CharField(max_length=64, db_index=True, editable=False)
+    client_id = models.CharField(max_length=255, help_text="What the device calls itself (nothing verifies it).")
+    scope = models.CharField(max_length=100)
+    resources = models.JSONField(default=list, blank=True)
+    # Seconds the device must wait between polls; grows by 5 with each slow_down (section 3.5).
+    interval = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    grant = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.CASCADE, related_name="device_authorizations"
+    )
+    key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    denied_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"device sign-in for {self.client_id} ({self.state_label})"
+
+    def is_expired(self, now=None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    @property
+    def is_pending(self) -> bool:
+        """Waiting for the person's decision, and still in time for it."""
+        return self.approved_at is None and self.denied_at is None and not self.is_expired()
+
+    @property
+    def state_label(self) -> str:
+        if self.delivered_at:
+            return "key delivered"
+        if self.approved_at:
+            return "approved"
+        if self.denied_at:
+            return "denied"
+        return "expired" if self.is_expired() else "pending"

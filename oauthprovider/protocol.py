@@ -9,16 +9,18 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from accounts.clients import LOOPBACK_HOSTS, ascii_host, is_document_url
+from accounts.clients import LOOPBACK_HOSTS, ascii_host, is_document_url, self_named_record
 
 SCOPE_KEY_READ = "key:read"
 SUPPORTED_SCOPES = (SCOPE_KEY_READ,)
 GRANT_TYPE_AUTHORIZATION_CODE = "authorization_code"
+GRANT_TYPE_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 section 3.4
 
 # Longest value accepted per parameter; longer is `invalid_request`.
 MAX_CLIENT_ID = 253  # a DNS name (RFC 1035 section 2.3.4)
@@ -27,6 +29,7 @@ MAX_STATE = 1024
 MAX_SCOPE = 256
 MAX_SHORT = 128  # response_type, code_challenge, code_challenge_method, grant_type
 MAX_CODE = 256
+MAX_SELF_NAME = 100  # the client_id of an app that names itself
 # RFC 7636 4.1 asks clients for 43-128 characters, but the reference client
 # (the Quick Start's generatePKCE) makes 84-170: see docs/decisions.md.
 MAX_VERIFIER = 255
@@ -91,36 +94,61 @@ _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 @dataclass(frozen=True)
 class Client:
-    """A client app, identified by its hostname (DESIGN.md "Clients").
+    """A client app (DESIGN.md "Clients"), one of three kinds.
 
-    Or by the https URL of its Client ID Metadata Document (MCP 2025-11-25):
-    then `name` and `redirect_uris` come from that document, fetched from
-    `host`, and redirect URIs must be among them exactly. How people see a
-    client is accounts.clients.ClientName's business.
+    - A website, identified by its hostname: redirect URIs must be https on
+      that host, so the redirect proves the name.
+    - An app that names itself (`is_self_named`): a native app coming back
+      to a loopback address, or a device in the device flow. Any short
+      printable name; nothing proves it, and it is never shown as a website.
+    - An app identified by the https URL of its Client ID Metadata Document
+      (MCP 2025-11-25): `name` and `redirect_uris` come from that document,
+      fetched from `host`, and redirect URIs must be among them exactly.
+
+    How people see a client is accounts.clients.ClientName's business.
     """
 
     client_id: str  # exactly as the app sent it
-    host: str  # lower-case, IDNA A-labels: what redirect URIs must match
-    is_loopback: bool = False
+    host: str = ""  # lower-case IDNA A-labels: the website's or the document's host ("" if self-named)
+    is_self_named: bool = False
     name: str = ""  # the name a metadata document gives (unverified)
     redirect_uris: tuple[str, ...] = ()
     is_metadata_document: bool = False
 
     @property
     def recorded(self) -> str:
-        """What grants, keys and audit events record: the hostname, or the metadata document URL."""
+        """What grants, keys and audit events record (accounts.clients explains the forms)."""
+        if self.is_self_named:
+            return self_named_record(self.client_id)
         return self.client_id if self.is_metadata_document else self.host
 
 
-def validate_client_id(raw: str | None, *, allow_loopback: bool) -> Client:
-    """The client_id is the app's hostname, IDNA-normalised to A-labels."""
+def validate_self_name(raw: str | None, *, allow_loopback: bool) -> Client:
+    """An app on the user's computer names itself: any short printable client_id (RFC 8252 apps)."""
+    if not allow_loopback:
+        raise _bad_client("Apps running on the user's own computer (loopback clients) are turned off here.")
+    return self_named_client(raw)
+
+
+def self_named_client(raw: str | None) -> Client:
     if raw is None:
         raise _bad_client("The client_id parameter is missing.")
-    lowered = raw.lower()
-    if lowered in LOOPBACK_HOSTS:
-        if not allow_loopback:
-            raise _bad_client("Apps running on the user's own computer (loopback clients) are turned off here.")
-        return Client(client_id=raw, host=lowered, is_loopback=True)
+    # isprintable() refuses controls, format characters (bidi overrides) and odd spaces.
+    if not raw or len(raw) > MAX_SELF_NAME or not raw.isprintable() or raw != raw.strip():
+        raise _bad_client(f"The client_id must be a name of at most {MAX_SELF_NAME} printable characters.")
+    return Client(client_id=raw, is_self_named=True)
+
+
+def validate_client_id(raw: str | None, *, allow_loopback: bool) -> Client:
+    """The client_id is the app's hostname, IDNA-normalised to A-labels.
+
+    A loopback hostname (`localhost`) names no website: such a client is an
+    app on the user's own computer that names itself (RFC 8252 section 7.3).
+    """
+    if raw is None:
+        raise _bad_client("The client_id parameter is missing.")
+    if raw.lower() in LOOPBACK_HOSTS:
+        return validate_self_name(raw, allow_loopback=allow_loopback)
     if any(c in raw for c in "/:@?#[]\\%") or any(c.isspace() for c in raw):
         raise _bad_client("The client_id must be a hostname such as yourapp.com.")
     try:
@@ -180,7 +208,8 @@ def _split_uri(raw: str) -> _UriParts:
 
 
 def validate_redirect_uri(raw: str | None, client: Client) -> str:
-    """DESIGN.md: an absolute https URL on the client's host, checked as a string.
+    """DESIGN.md: an absolute https URL on the client's host, or a loopback one for an app
+    that names itself, checked as a string.
 
     Returns `raw` unchanged: the caller redirects to exactly the string that
     was validated, never to one rebuilt by a parser (RFC 9700 section 4.1).
@@ -195,11 +224,25 @@ def validate_redirect_uri(raw: str | None, client: Client) -> str:
         if parts.host in LOOPBACK_HOSTS or (parts.scheme == "https" and parts.host == client.host):
             return raw
         raise _bad_client("The redirect_uri must be on the client's own host, or a loopback address.")
-    if parts.scheme != "https" and not client.is_loopback:
-        raise _bad_client("The redirect_uri must use https:// (http:// is only for loopback apps).")
+    if client.is_self_named:
+        # RFC 8252 7.3: any port, and http as well as https, on the user's own computer.
+        if parts.host not in LOOPBACK_HOSTS:
+            raise _bad_client(
+                "An app that is not a website must come back to a loopback address (localhost, 127.0.0.1 or [::1])."
+            )
+        return raw
+    if parts.scheme != "https":
+        raise _bad_client("The redirect_uri must use https:// (http:// is only for apps on the user's computer).")
     if parts.host != client.host:
         raise _bad_client("The redirect_uri must be on the client's own host (the client_id).")
     return raw
+
+
+def redirects_to_loopback(redirect_uri: str) -> bool:
+    try:
+        return _split_uri(redirect_uri).host in LOOPBACK_HOSTS
+    except OAuthError:
+        return False
 
 
 def with_query(redirect_uri: str, params: Mapping[str, str]) -> str:
@@ -309,7 +352,13 @@ def resource_allowed(resource: str, allowed: Sequence[str]) -> bool:
 
 
 def parse_resources(params: Params, *, allowed: Sequence[str]) -> tuple[str, ...]:
-    """RFC 8707 section 2: absolute URIs without a fragment, each one we serve."""
+    """RFC 8707 section 2: absolute URIs without a fragment; the ones we serve.
+
+    A key is the user's key whatever the resource, so a resource the
+    provider does not serve (the reference CLI names its own loopback
+    origin) is left out rather than refused: it is neither recorded nor
+    reported as an audience (docs/decisions.md). Malformed ones are refused.
+    """
     values = [v for v in params.get("resource", ()) if v != ""]
     if len(values) > MAX_RESOURCES:
         raise OAuthError("invalid_target", "Too many resource parameters.")
@@ -321,9 +370,7 @@ def parse_resources(params: Params, *, allowed: Sequence[str]) -> tuple[str, ...
             or not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/?#]+.*", value, re.DOTALL)
         ):
             raise OAuthError("invalid_target", "A resource must be an absolute URI without a fragment.")
-        if not resource_allowed(value, allowed):
-            raise OAuthError("invalid_target", "The requested resource is not served by this provider.")
-    return tuple(dict.fromkeys(values))
+    return tuple(dict.fromkeys(v for v in values if resource_allowed(v, allowed)))
 
 
 # --- Authorization request (RFC 6749 section 4.1.1) ----------------------------------------
@@ -340,7 +387,7 @@ class AuthorizationRequest:
 
     @property
     def redirects_to_loopback(self) -> bool:
-        return _split_uri(self.redirect_uri).host in LOOPBACK_HOSTS
+        return redirects_to_loopback(self.redirect_uri)
 
     def as_params(self) -> dict[str, list[str]]:
         """The request as query parameters, to validate again later."""
@@ -371,8 +418,15 @@ def parse_client(
     it such a URL is refused like any other non-hostname.
     """
     raw = single_param(params, "client_id", max_length=MAX_REDIRECT_URI)
-    if raw is not None and is_document_url(raw) and resolve_metadata_client:
-        return resolve_metadata_client(raw)
+    if raw is not None and is_document_url(raw):
+        # A URL names a metadata document, never an app's own name.
+        if resolve_metadata_client:
+            return resolve_metadata_client(raw)
+        return validate_client_id(raw, allow_loopback=allow_loopback)
+    # Which kind of client this is shows in its redirect URI (checked next, on its own).
+    redirect_uris = params.get("redirect_uri", ())
+    if len(redirect_uris) == 1 and redirects_to_loopback(redirect_uris[0]):
+        return validate_self_name(raw, allow_loopback=allow_loopback)
     if raw is not None and len(raw) > MAX_CLIENT_ID:
         raise _bad_client("The client_id parameter is too long.")
     return validate_client_id(raw, allow_loopback=allow_loopback)
@@ -421,6 +475,53 @@ def parse_authorization_request(
     )
 
 
+# --- Device authorization request (RFC 8628 section 3.1) ---------------------------------------
+
+# Section 6.1: letters without vowels (no words) and without look-alikes, case-insensitive.
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+USER_CODE_LENGTH = 8  # 20**8 is about 2**34.6; wrong entries are throttled (section 5.1)
+
+
+@dataclass(frozen=True)
+class DeviceAuthorizationRequest:
+    client: Client
+    scope: str
+    resources: tuple[str, ...] = ()
+
+
+def parse_device_authorization_request(
+    params: Params, *, allowed_resources: Sequence[str] = ()
+) -> DeviceAuthorizationRequest:
+    """The device's request: its client_id, scope and resources (sections 3.1, RFC 8707).
+
+    Without a redirect nothing proves who the client is, so its client_id is
+    taken for what it is: a name the device gives itself (DESIGN.md).
+    """
+    return DeviceAuthorizationRequest(
+        client=self_named_client(single_param(params, "client_id", max_length=MAX_REDIRECT_URI)),
+        scope=parse_scope(single_param(params, "scope", max_length=MAX_SCOPE)),
+        resources=parse_resources(params, allowed=allowed_resources),
+    )
+
+
+def new_user_code() -> str:
+    return "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
+
+
+def format_user_code(code: str) -> str:
+    """As people read it: BCDF-GHJK."""
+    half = USER_CODE_LENGTH // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+def normalize_user_code(typed: str) -> str | None:
+    """What a person typed, as a user code (case, dashes and spaces do not matter); None if it is none."""
+    letters = "".join(c for c in typed.upper() if c != "-" and not c.isspace())
+    if len(letters) != USER_CODE_LENGTH or any(c not in USER_CODE_ALPHABET for c in letters):
+        return None
+    return letters
+
+
 # --- Token request (RFC 6749 section 4.1.3) -------------------------------------------------
 
 
@@ -433,17 +534,35 @@ class TokenRequest:
     resources: tuple[str, ...] = ()
 
 
-def parse_token_request(params: Params, *, allowed_resources: Sequence[str] = ()) -> TokenRequest:
-    """Shape checks only; whether the code fits is the redemption's business."""
+@dataclass(frozen=True)
+class DeviceTokenRequest:
+    device_code: str
+    client_id: str
+
+
+def parse_token_request(params: Params, *, allowed_resources: Sequence[str] = ()) -> TokenRequest | DeviceTokenRequest:
+    """Shape checks only; whether the code fits is the redemption's business.
+
+    Two grants: the authorization code (RFC 6749 4.1.3) and the device code
+    (RFC 8628 section 3.4).
+    """
     grant_type = single_param(params, "grant_type", max_length=MAX_SHORT)
+    if grant_type is None:
+        raise OAuthError("invalid_request", "The grant_type parameter is missing.")
+    if grant_type == GRANT_TYPE_DEVICE_CODE:
+        return DeviceTokenRequest(
+            device_code=_required(params, "device_code", max_length=MAX_CODE),
+            client_id=_required(params, "client_id", max_length=MAX_REDIRECT_URI),
+        )
+    if grant_type != GRANT_TYPE_AUTHORIZATION_CODE:
+        raise OAuthError(
+            "unsupported_grant_type",
+            f"Supported grant types: {GRANT_TYPE_AUTHORIZATION_CODE}, {GRANT_TYPE_DEVICE_CODE}.",
+        )
     code = single_param(params, "code", max_length=MAX_CODE)
     client_id = single_param(params, "client_id", max_length=MAX_REDIRECT_URI)
     redirect_uri = single_param(params, "redirect_uri", max_length=MAX_REDIRECT_URI)
     verifier = single_param(params, "code_verifier", max_length=MAX_VERIFIER)
-    if grant_type is None:
-        raise OAuthError("invalid_request", "The grant_type parameter is missing.")
-    if grant_type != GRANT_TYPE_AUTHORIZATION_CODE:
-        raise OAuthError("unsupported_grant_type", "Only grant_type=authorization_code is supported.")
     for name, value in (("code", code), ("client_id", client_id), ("redirect_uri", redirect_uri)):
         if value is None:
             raise OAuthError("invalid_request", f"The {name} parameter is missing.")
@@ -451,6 +570,13 @@ def parse_token_request(params: Params, *, allowed_resources: Sequence[str] = ()
     return TokenRequest(
         code=code, client_id=client_id, redirect_uri=redirect_uri, code_verifier=verifier, resources=resources
     )
+
+
+def _required(params: Params, name: str, *, max_length: int) -> str:
+    value = single_param(params, name, max_length=max_length)
+    if value is None:
+        raise OAuthError("invalid_request", f"The {name} parameter is missing.")
+    return value
 
 
 def hash_secret(secret: str) -> str:
@@ -469,15 +595,38 @@ def _host_of(uri: str) -> str:
 
 
 def register_client(metadata: Any, *, allow_loopback: bool) -> dict[str, Any]:
-    """Stateless registration: the client_id is the redirect URIs' common host.
+    """Stateless registration (RFC 7591): the same request always gets the same answer.
 
-    Nothing is stored, so the same request always gets the same answer.
-    Requested metadata we do not support (client secrets, refresh tokens) is
-    replaced by what we do support, as RFC 7591 section 3.2.1 allows.
+    A client of the authorization code grant is its redirect URIs' common
+    host. A client of the device grant alone (no redirect) names itself:
+    its client_name, which the consent page shows as unverified. Requested
+    metadata we do not support (client secrets, refresh tokens) is replaced
+    by what we do support, as section 3.2.1 allows.
     """
     if not isinstance(metadata, dict):
         raise OAuthError("invalid_client_metadata", "The body must be a JSON object.")
-    uris = metadata.get("redirect_uris")
+    grant_types = metadata.get("grant_types", [GRANT_TYPE_AUTHORIZATION_CODE])
+    if not isinstance(grant_types, list):
+        raise OAuthError("invalid_client_metadata", "grant_types must be a list.")
+    offered = [g for g in (GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_DEVICE_CODE) if g in grant_types]
+    if not offered:
+        raise OAuthError(
+            "invalid_client_metadata",
+            f"The grants offered are {GRANT_TYPE_AUTHORIZATION_CODE} and {GRANT_TYPE_DEVICE_CODE}.",
+        )
+    registered = {"token_endpoint_auth_method": "none", "grant_types": offered, "scope": SCOPE_KEY_READ}
+    if GRANT_TYPE_AUTHORIZATION_CODE not in offered:
+        return {"client_id": _device_client_name(metadata.get("client_name")), **registered, "response_types": []}
+    response_types = metadata.get("response_types", ["code"])
+    if not isinstance(response_types, list) or "code" not in response_types:
+        raise OAuthError("invalid_client_metadata", "Only response_type code is offered.")
+    client, uris = _registered_redirects(metadata.get("redirect_uris"), allow_loopback=allow_loopback)
+    client_id = client.client_id if client.is_self_named else client.host
+    return {"client_id": client_id, "redirect_uris": uris, **registered, "response_types": ["code"]}
+
+
+def _registered_redirects(uris: Any, *, allow_loopback: bool) -> tuple[Client, list[str]]:
+    """The client whose redirect URIs these are: all on one host, each valid for it."""
     if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
         raise OAuthError("invalid_redirect_uri", "redirect_uris must be a non-empty list of URLs.")
     if len(uris) > MAX_REDIRECT_URIS or any(len(u) > MAX_REDIRECT_URI for u in uris):
@@ -491,17 +640,12 @@ def register_client(metadata: Any, *, allow_loopback: bool) -> dict[str, Any]:
             validate_redirect_uri(uri, client)
     except OAuthError as exc:  # RFC 7591 section 3.2.2 names this error differently
         raise OAuthError("invalid_redirect_uri", exc.description) from None
-    grant_types = metadata.get("grant_types", [GRANT_TYPE_AUTHORIZATION_CODE])
-    if not isinstance(grant_types, list) or GRANT_TYPE_AUTHORIZATION_CODE not in grant_types:
-        raise OAuthError("invalid_client_metadata", "Only the authorization_code grant is offered.")
-    response_types = metadata.get("response_types", ["code"])
-    if not isinstance(response_types, list) or "code" not in response_types:
-        raise OAuthError("invalid_client_metadata", "Only response_type code is offered.")
-    return {
-        "client_id": client.host,
-        "redirect_uris": list(dict.fromkeys(uris)),
-        "token_endpoint_auth_method": "none",
-        "grant_types": [GRANT_TYPE_AUTHORIZATION_CODE],
-        "response_types": ["code"],
-        "scope": SCOPE_KEY_READ,
-    }
+    return client, list(dict.fromkeys(uris))
+
+
+def _device_client_name(client_name: Any) -> str:
+    """The client_id of a device-only client: its own name, made printable and short."""
+    if not isinstance(client_name, str):
+        client_name = ""
+    name = " ".join("".join(c for c in client_name if c.isprintable()).split())[:MAX_SELF_NAME].strip()
+    return name or "unnamed device app"

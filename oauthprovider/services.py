@@ -18,7 +18,7 @@ from accounts.keys import KeyDecryptionError
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, Grant
-from oauthprovider.protocol import AuthorizationRequest, OAuthError, TokenRequest, hash_secret, pkce_verify
+from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, TokenRequest, hash_secret, pkce_verify
 
 logger = logging.getLogger(__name__)
 
@@ -41,43 +41,51 @@ def consent_approve(
 
     `key` must be one of the user's active keys (the consent form checks it).
     """
-    client = auth_request.client
+    with transaction.atomic():
+        grant = grant_authorize(
+            user=user,
+            client=auth_request.client,
+            scope=auth_request.scope,
+            resources=auth_request.resources,
+            key=key,
+            context=context,
+            detail={"redirect_uri": auth_request.redirect_uri},
+        )
+        return code_issue(grant=grant, auth_request=auth_request, context=context)
+
+
+def consent_deny(*, user: User, client: Client, context: RequestContext) -> None:
+    audit_record(
+        kind=AuditEvent.Kind.CONSENT_DENIED, context=context, actor=user, subject=user, client_id=client.recorded
+    )
+
+
+def grant_authorize(
+    *,
+    user: User,
+    client: Client,
+    scope: str,
+    resources: tuple[str, ...],
+    key: ApiKey | None,
+    context: RequestContext,
+    detail: dict,
+) -> Grant:
+    """Record a consent: the user's one grant for this client (DESIGN.md "Grants"), created or renewed.
+
+    `key` is the user's active key they chose, or None for a new key created
+    for the app. `detail` goes into the audit event (how the app gets the key).
+    """
+    now = timezone.now()
     with transaction.atomic():
         key_is_new = key is None
         if key is None:
             name = ClientName.of(client.recorded, declared_name=client.name).label
             key, _ = key_create(user=user, name=name, context=context, created_for_client=client.recorded)
-        grant = grant_authorize(user=user, auth_request=auth_request, key=key, key_is_new=key_is_new, context=context)
-        return code_issue(grant=grant, auth_request=auth_request, context=context)
-
-
-def consent_deny(*, user: User, auth_request: AuthorizationRequest, context: RequestContext) -> None:
-    audit_record(
-        kind=AuditEvent.Kind.CONSENT_DENIED,
-        context=context,
-        actor=user,
-        subject=user,
-        client_id=auth_request.client.recorded,
-    )
-
-
-def grant_authorize(
-    *, user: User, auth_request: AuthorizationRequest, key: ApiKey, key_is_new: bool, context: RequestContext
-) -> Grant:
-    """Create or renew the user's one grant for this client (DESIGN.md "Grants")."""
-    client = auth_request.client
-    now = timezone.now()
-    with transaction.atomic():
         grant, _ = Grant.objects.select_for_update().get_or_create(
             user=user, client_id=client.recorded, defaults={"first_authorized_at": now}
         )
         grant.authorize(
-            scope=auth_request.scope,
-            resources=auth_request.resources,
-            client_name=client.name,
-            key=key,
-            key_is_new=key_is_new,
-            at=now,
+            scope=scope, resources=resources, client_name=client.name, key=key, key_is_new=key_is_new, at=now
         )
         grant.save()
         audit_record(
@@ -87,12 +95,7 @@ def grant_authorize(
             subject=user,
             client_id=client.recorded,
             key_prefix=key.prefix,
-            detail={
-                "scope": auth_request.scope,
-                "new_key": key_is_new,
-                "redirect_uri": auth_request.redirect_uri,
-                "resources": list(auth_request.resources),
-            },
+            detail={"scope": scope, "new_key": key_is_new, "resources": list(resources), **detail},
         )
     return grant
 
@@ -153,7 +156,7 @@ def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tupl
             code_replay_revoke(code=code, context=context)
         raise OAuthError("invalid_grant", _UNUSABLE_CODE)
     _check_redeemable(code, token_request, matches=matches)
-    raw_key = _plaintext_of(code.key)  # before the code is claimed: a decryption failure must not burn it
+    raw_key = plaintext_of(code.key)  # before the code is claimed: a decryption failure must not burn it
     if not _code_claim(code, context=context):
         # Another request redeemed it first: indistinguishable from a replay.
         code_replay_revoke(code=code, context=context)
@@ -188,7 +191,8 @@ def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, m
         raise OAuthError("invalid_target", "The resource differs from the one in the authorization request.")
 
 
-def _plaintext_of(key: ApiKey) -> str:
+def plaintext_of(key: ApiKey) -> str:
+    """The key to hand out; server_error (not a burnt code) when no key-encryption key fits."""
     try:
         return key.plaintext()
     except KeyDecryptionError:
@@ -271,8 +275,8 @@ def grant_revoke(
     return revoked
 
 
-def key_return(*, raw_key: str, client: str | None, context: RequestContext) -> None:
-    """RFC 7009: an app gives back the key it received; `client` as grants record it.
+def key_return(*, raw_key: str, clients: list[str] | None, context: RequestContext) -> None:
+    """RFC 7009: an app gives back the key it received; `clients`: what grants may record for it.
 
     Revokes that app's grant (and the keys its consents created); a key the
     user chose from their own keys stays active, as when the user revokes
@@ -282,11 +286,11 @@ def key_return(*, raw_key: str, client: str | None, context: RequestContext) -> 
     key = ApiKey.objects.for_raw_key(raw_key)
     if key is None:
         return
-    client = client or key.created_for_client
-    if not client:
+    clients = clients or [key.created_for_client]
+    if not any(clients):
         return
-    grant = Grant.objects.filter(user_id=key.user_id, client_id=client, key=key).first()
+    grant = Grant.objects.filter(user_id=key.user_id, client_id__in=clients, key=key).first()
     if grant is not None:
         grant_revoke(grant=grant, by=Grant.RevokedBy.CLIENT, context=context)
-    elif key.created_for_client == client:
+    elif key.created_for_client in clients:
         key_revoke(key=key, context=context, actor_kind=AuditEvent.Actor.CLIENT, reason="returned by the app")

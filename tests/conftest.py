@@ -2,6 +2,7 @@
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -88,7 +89,7 @@ def authorize_params(pkce: PkcePair, **overrides) -> dict[str, str]:
 
 
 def authorize_url(params: dict[str, str]) -> str:
-    return "/getKeys/authorize?" + urlencode(params)
+    return "/getKeys/authorize?" + urlencode(params, doseq=True)
 
 
 def consent_request_id(response) -> str:
@@ -122,8 +123,13 @@ def issue_code(client: Client, pkce: PkcePair, **overrides) -> str:
     return query_of(location)["code"][0]
 
 
+def form_post(client: Client, path: str, **data):
+    """A form-encoded POST, as OAuth clients send them (a list value repeats the parameter)."""
+    return client.post(path, urlencode(data, doseq=True), content_type="application/x-www-form-urlencoded")
+
+
 def token_request(client: Client, **data):
-    return client.post("/getKeys/token", urlencode(data), content_type="application/x-www-form-urlencoded")
+    return form_post(client, "/getKeys/token", **data)
 
 
 def exchange(client: Client, code: str, pkce: PkcePair, **overrides):
@@ -136,3 +142,24 @@ def exchange(client: Client, code: str, pkce: PkcePair, **overrides):
     }
     data.update(overrides)
     return token_request(client, **{k: v for k, v in data.items() if v is not None})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch, settings) -> Clock:
+    """Moves time.time() by hand: the throttle and the local-memory cache both read it.
+
+    A shared cache (CI runs with Redis) expires keys on its own clock, so
+    tests that travel in time use a local-memory cache.
+    """
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    fake = Clock()
+    monkeypatch.setattr(time, "time", lambda: fake.now)
+    return fake

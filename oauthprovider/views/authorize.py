@@ -19,7 +19,7 @@ from oauthprovider.cimd import resolve_metadata_client
 from oauthprovider.csrf import consent_csrf_protect
 from oauthprovider.forms import NEW_KEY, ConsentForm
 from oauthprovider.models import Grant
-from oauthprovider.protocol import AuthorizationRequest, OAuthError
+from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError
 from oauthprovider.services import consent_approve, consent_deny
 
 
@@ -81,44 +81,49 @@ def _validated(request: HttpRequest, params: protocol.Params) -> AuthorizationRe
         return error_page(request, exc, reply_to=redirect_uri, state=protocol.usable_state(params))
 
 
-def _consent_page(
-    request: HttpRequest, auth_request: AuthorizationRequest, rid: str, form: ConsentForm, *, selected: str = NEW_KEY
+def consent_page(
+    request: HttpRequest, client: Client, rid: str, form: ConsentForm, *, selected: str = NEW_KEY, **context
 ) -> HttpResponse:
+    """The consent page of both flows: `context` names the flow (auth_request, or device and user_code)."""
     for key in form.keys.values():
         key.created_for_display = display_name(key.created_for_client)
-    client = auth_request.client
     return render(
         request,
         "oauthprovider/consent.html",
         {
             "client": client,
             "app": ClientName.of(client.recorded, declared_name=client.name),
-            "auth_request": auth_request,
             "rid": rid,
             "keys": list(form.keys.values()),
             "selected": selected,
             "new_key": NEW_KEY,
             "form": form,
+            "form_action": request.path,
+            **context,
         },
         status=400 if form.errors else 200,
     )
 
 
-def _active_keys(request: HttpRequest) -> list[ApiKey]:
+def _consent_page(
+    request: HttpRequest, auth_request: AuthorizationRequest, rid: str, form: ConsentForm, *, selected: str = NEW_KEY
+) -> HttpResponse:
+    return consent_page(request, auth_request.client, rid, form, selected=selected, auth_request=auth_request)
+
+
+def active_keys(request: HttpRequest) -> list[ApiKey]:
     return list(ApiKey.objects.active().filter(user=request.user).order_by("-created_at"))
 
 
-def _previous_choice(request: HttpRequest, auth_request: AuthorizationRequest) -> str:
+def previous_choice(request: HttpRequest, client: Client) -> str:
     """The key chosen last time for this client, if it was an existing key still active."""
-    grant = (
-        Grant.objects.select_related("key").filter(user=request.user, client_id=auth_request.client.recorded).first()
-    )
+    grant = Grant.objects.select_related("key").filter(user=request.user, client_id=client.recorded).first()
     if grant and grant.key and grant.key.is_active and not grant.key_created_by_consent:
         return str(grant.key.pk)
     return NEW_KEY
 
 
-def _no_referrer(view):
+def no_referrer(view):
     """DESIGN.md: the consent flow never leaks its URL (code_challenge, state) as a Referer."""
 
     @functools.wraps(view)
@@ -133,7 +138,7 @@ def _no_referrer(view):
 @csrf_exempt  # replaced by consent_csrf_protect: the form posts with "Origin: null"
 @require_http_methods(["GET", "POST"])
 @never_cache
-@_no_referrer
+@no_referrer
 @consent_csrf_protect
 def authorize(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
@@ -148,8 +153,8 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     rid = pending.pending_store(request.session, user_id=request.user.pk, params=auth_request.as_params())
-    form = ConsentForm(keys=_active_keys(request))
-    return _consent_page(request, auth_request, rid, form, selected=_previous_choice(request, auth_request))
+    form = ConsentForm(keys=active_keys(request))
+    return _consent_page(request, auth_request, rid, form, selected=previous_choice(request, auth_request.client))
 
 
 def decide(request: HttpRequest) -> HttpResponse:
@@ -172,7 +177,7 @@ def decide(request: HttpRequest) -> HttpResponse:
     if isinstance(auth_request, HttpResponse):
         pending.pending_discard(request.session, rid=rid)
         return auth_request
-    form = ConsentForm(request.POST, keys=_active_keys(request))
+    form = ConsentForm(request.POST, keys=active_keys(request))
     if not form.is_valid():
         return _consent_page(request, auth_request, rid, form)
     context = RequestContext.from_request(request)
@@ -182,7 +187,7 @@ def decide(request: HttpRequest) -> HttpResponse:
         )
         reply = {"code": code}
     else:
-        consent_deny(user=request.user, auth_request=auth_request, context=context)
+        consent_deny(user=request.user, client=auth_request.client, context=context)
         reply = {"error": "access_denied", "error_description": "The user denied the request."}
     pending.pending_discard(request.session, rid=rid)
     return _redirect(_reply_url(auth_request.redirect_uri, reply, auth_request.state))

@@ -5,12 +5,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from oauthprovider.http import allow_methods, public_cors
-from oauthprovider.protocol import GRANT_TYPE_AUTHORIZATION_CODE, SUPPORTED_SCOPES
+from oauthprovider.protocol import GRANT_TYPE_AUTHORIZATION_CODE, GRANT_TYPE_DEVICE_CODE, SUPPORTED_SCOPES
 
 
 def authorization_server_metadata() -> dict:
     issuer = settings.OAUTH_ISSUER
-    return {
+    device = settings.OAUTH_DEVICE_FLOW_ENABLED
+    metadata = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/getKeys/authorize",
         "token_endpoint": f"{issuer}/getKeys/token",
@@ -19,7 +20,7 @@ def authorization_server_metadata() -> dict:
         "introspection_endpoint": f"{issuer}/getKeys/introspect",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": [GRANT_TYPE_AUTHORIZATION_CODE],
+        "grant_types_supported": [GRANT_TYPE_AUTHORIZATION_CODE, *([GRANT_TYPE_DEVICE_CODE] if device else [])],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": list(SUPPORTED_SCOPES),
@@ -28,6 +29,9 @@ def authorization_server_metadata() -> dict:
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": settings.OAUTH_CIMD_ENABLED,
     }
+    if device:  # RFC 8628 section 4
+        metadata["device_authorization_endpoint"] = f"{issuer}/getKeys/device/code"
+    return metadata
 
 
 @csrf_exempt  # no cookie is read here, so there is nothing to forge

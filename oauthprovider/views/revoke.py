@@ -1,6 +1,5 @@
 """POST /getKeys/revoke: an app gives back the key it received (RFC 7009)."""
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
@@ -13,11 +12,20 @@ from oauthprovider.protocol import OAuthError
 from oauthprovider.services import key_return
 
 
-def _recorded_client(raw: str) -> str:
-    """The client as grants record it (hostname or metadata document URL)."""
+def _recorded_forms(raw: str) -> list[str]:
+    """What grants may record for this client_id: a metadata document URL; a website's
+    hostname or an app's own name (without a redirect, either could be meant)."""
     if is_document_url(raw):
-        return raw
-    return protocol.validate_client_id(raw, allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS).recorded
+        return [raw]
+    forms = []
+    for parse in (protocol.validate_client_id, protocol.validate_self_name):
+        try:
+            forms.append(parse(raw, allow_loopback=True).recorded)  # giving a key back is always allowed
+        except OAuthError:
+            pass
+    if not forms:
+        raise OAuthError("invalid_request", "The client_id is neither a hostname nor an app's name.")
+    return list(dict.fromkeys(forms))
 
 
 @csrf_exempt  # no cookie is read here, so there is nothing to forge
@@ -34,9 +42,9 @@ def revoke(request: HttpRequest) -> HttpResponse:
             raise OAuthError("invalid_request", "The token parameter is missing.")
         # RFC 7009 section 2.1: public clients identify themselves by client_id. Without
         # one, a key created for an app still names that app (services.key_return).
-        client = _recorded_client(client_id) if client_id is not None else None
+        clients = _recorded_forms(client_id) if client_id is not None else None
     except OAuthError as exc:
         return oauth_error_response(exc)
-    key_return(raw_key=token, client=client, context=RequestContext.from_request(request))
+    key_return(raw_key=token, clients=clients, context=RequestContext.from_request(request))
     # Section 2.2: 200 whether or not the token was valid, so nothing is learnt.
     return no_store(HttpResponse(status=200))

@@ -147,3 +147,44 @@ def test_a_registered_client_id_works_at_the_authorization_endpoint(alice_client
 def test_register_client_is_a_pure_function():
     with pytest.raises(OAuthError):
         register_client({"redirect_uris": ["ftp://yourapp.com/"]}, allow_loopback=True)
+
+
+# --- Device clients (RFC 8628) ------------------------------------------------------------------
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def test_a_device_client_registers_without_redirect_uris(app, db):
+    # What a published MCP client with a device-code login sends.
+    response = register(app, {"client_name": "Terminal MCP", "grant_types": [DEVICE_GRANT, "refresh_token"]})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["client_id"] == "Terminal MCP"
+    assert body["grant_types"] == [DEVICE_GRANT]
+    assert body["response_types"] == []
+    assert body["token_endpoint_auth_method"] == "none"
+
+
+def test_a_device_client_without_a_name_still_gets_a_usable_client_id(app, db):
+    body = register(app, {"grant_types": [DEVICE_GRANT], "client_name": "\u202e\x00"}).json()
+    assert body["client_id"] == "unnamed device app"
+    started = Client().post(
+        "/getKeys/device/code", f"client_id={body['client_id']}", content_type="application/x-www-form-urlencoded"
+    )
+    assert started.status_code == 200
+
+
+def test_a_client_of_both_grants_is_its_redirect_host(app, db):
+    body = register(
+        app, {"redirect_uris": ["https://yourapp.com/cb"], "grant_types": ["authorization_code", DEVICE_GRANT]}
+    ).json()
+    assert body["client_id"] == "yourapp.com"
+    assert body["grant_types"] == ["authorization_code", DEVICE_GRANT]
+    assert body["response_types"] == ["code"]
+
+
+@pytest.mark.parametrize("grant_types", [["client_credentials"], ["refresh_token"], "authorization_code", [None]])
+def test_grants_we_do_not_offer_are_invalid_client_metadata(app, db, grant_types):
+    response = register(app, {"redirect_uris": ["https://yourapp.com/cb"], "grant_types": grant_types})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_metadata"

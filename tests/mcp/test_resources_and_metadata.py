@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from oauthprovider.models import AuthorizationCode, Grant
 from oauthprovider.protocol import resource_allowed
 from tests.conftest import authorize_params, authorize_url, exchange, issue_code, query_of
 
@@ -31,12 +32,20 @@ def test_the_token_request_may_omit_the_resource(alice_client, pkce_pair):
     assert exchange(Client(), code, pkce_pair).status_code == 200
 
 
-def test_an_unknown_resource_is_invalid_target_on_our_error_page(alice_client, pkce_pair):
-    params = authorize_params(pkce_pair, resource="https://elsewhere.example/api")
-    response = alice_client.get(authorize_url(params))
-    assert response.status_code == 400
-    assert b"invalid_target" in response.content
-    assert "Location" not in response
+def test_a_resource_we_do_not_serve_is_left_out_not_refused(alice_client, pkce_pair):
+    # The reference CLI names its own loopback origin as the resource (DESIGN.md "Discovery").
+    code = issue_code(alice_client, pkce_pair, resource="http://localhost:53682")
+    assert exchange(Client(), code, pkce_pair, resource="http://localhost:53682").status_code == 200
+    grant = Grant.objects.get()
+    assert grant.resources == []
+    assert AuthorizationCode.objects.get().resources == []
+
+
+def test_an_unserved_resource_beside_a_configured_one_keeps_the_configured_one(alice_client, pkce_pair):
+    params = {"resource": [MCP_SERVER, "https://elsewhere.example/api"]}
+    code = issue_code(alice_client, pkce_pair, **params)
+    assert Grant.objects.get().resources == [MCP_SERVER]
+    assert exchange(Client(), code, pkce_pair, resource="https://elsewhere.example/api").status_code == 200
 
 
 @pytest.mark.parametrize("resource", ["mcp.example.com", "https://mcp.example.com/mcp#frag", "/relative"])
@@ -55,11 +64,11 @@ def test_the_token_resource_must_agree_with_the_authorized_one(alice_client, pkc
     assert exchange(Client(), code, pkce_pair, resource=MCP_SERVER).status_code == 200
 
 
-def test_an_unknown_resource_at_the_token_endpoint_is_invalid_target(alice_client, pkce_pair):
-    code = issue_code(alice_client, pkce_pair)
+def test_an_unserved_resource_at_the_token_endpoint_does_not_widen_the_grant(alice_client, pkce_pair):
+    code = issue_code(alice_client, pkce_pair, resource=MCP_SERVER)
     response = exchange(Client(), code, pkce_pair, resource="https://elsewhere.example/")
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_target"
+    assert response.status_code == 200
+    assert Grant.objects.get().resources == [MCP_SERVER]
 
 
 def test_resource_matching_respects_path_boundaries():

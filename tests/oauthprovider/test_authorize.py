@@ -325,9 +325,15 @@ def test_loopback_apps_can_be_turned_off(alice_client, pkce_pair, settings, clie
     assert_refused_without_redirect(response, client_host=client_id)
 
 
-def test_a_loopback_app_must_come_back_to_its_own_loopback_host(alice_client, pkce_pair):
-    response = get_authorize(alice_client, pkce_pair, client_id="localhost", redirect_uri="http://127.0.0.1:80/")
-    assert_refused_without_redirect(response, client_host="127.0.0.1")
+def test_a_loopback_app_may_come_back_to_another_loopback_address(alice_client, pkce_pair):
+    page = get_authorize(alice_client, pkce_pair, client_id="localhost", redirect_uri="http://127.0.0.1:80/")
+    assert page.status_code == 200
+    assert post_decision(alice_client, page)["Location"].startswith("http://127.0.0.1:80/?code=")
+
+
+def test_a_loopback_app_may_not_come_back_to_a_website(alice_client, pkce_pair):
+    response = get_authorize(alice_client, pkce_pair, client_id="localhost", redirect_uri="https://evil.com/cb")
+    assert_refused_without_redirect(response, client_host="evil.com")
 
 
 # --- Other errors: our own page, with a link back to the app -----------------------------------

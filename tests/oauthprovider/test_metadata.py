@@ -52,7 +52,7 @@ def test_it_names_the_endpoints_under_the_issuer(metadata, settings):
     "field, value",
     [
         ("response_types_supported", ["code"]),
-        ("grant_types_supported", ["authorization_code"]),
+        ("grant_types_supported", ["authorization_code", "urn:ietf:params:oauth:grant-type:device_code"]),
         ("code_challenge_methods_supported", ["S256"]),
         ("token_endpoint_auth_methods_supported", ["none"]),
         ("scopes_supported", ["key:read"]),

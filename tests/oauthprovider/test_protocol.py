@@ -6,15 +6,22 @@ import pytest
 
 from oauthprovider.protocol import (
     SCOPE_KEY_READ,
+    DeviceTokenRequest,
     OAuthError,
+    format_user_code,
     hash_secret,
+    new_user_code,
+    normalize_user_code,
     parse_authorization_request,
     parse_client,
+    parse_device_authorization_request,
     parse_redirect_uri,
+    parse_resources,
     parse_scope,
     parse_token_request,
     pkce_verify,
     s256_challenge,
+    self_named_client,
     single_param,
     usable_state,
     validate_client_id,
@@ -93,7 +100,7 @@ def test_the_client_id_is_the_lower_cased_hostname():
     found = client("YourApp.COM")
     assert found.client_id == "YourApp.COM"
     assert found.host == "yourapp.com"
-    assert not found.is_loopback
+    assert not found.is_self_named
     assert found.recorded == "yourapp.com"
 
 
@@ -110,10 +117,10 @@ def test_a_punycode_client_id_is_kept_as_punycode():
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "LOCALHOST"])
-def test_loopback_client_ids_are_marked_as_loopback(host):
+def test_loopback_client_ids_are_apps_naming_themselves(host):
     found = client(host)
-    assert found.is_loopback
-    assert found.host == host.lower()
+    assert found.is_self_named
+    assert found.recorded == host.lower()
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
@@ -294,8 +301,16 @@ def test_a_loopback_client_may_use_http_on_any_port(client_id, uri):
     assert validate_redirect_uri(uri, client(client_id)) == uri
 
 
-def test_a_loopback_client_must_redirect_to_its_own_loopback_host():
-    refuses_redirect("http://127.0.0.1:8080/", client_id="localhost")
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:8080/", "http://[::1]:1/cb", "https://localhost/cb"])
+def test_an_app_naming_itself_may_come_back_to_any_loopback_address(uri):
+    assert validate_redirect_uri(uri, client("localhost")) == uri
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://evil.com/", "https://yourapp.com/cb", "http://localhost.evil.com/", "http://127.0.0.2/"]
+)
+def test_an_app_naming_itself_may_not_come_back_anywhere_else(uri):
+    refuses_redirect(uri, client_id="localhost")
 
 
 def test_an_idn_client_redirects_to_its_punycode_host():
@@ -511,3 +526,63 @@ def test_other_grant_types_are_unsupported(grant_type):
 def test_the_code_hash_never_fails_on_odd_input():
     assert len(hash_secret("\ud800\x00é")) == 64
     assert hash_secret("abc") != "abc"
+
+
+# --- Apps that name themselves, device requests (RFC 8628) -------------------------------------------
+
+
+def test_an_app_naming_itself_is_recorded_apart_from_the_website_of_that_name():
+    assert self_named_client("github.com").recorded == "unverified:github.com"
+    assert self_named_client("LocalHost").recorded == "localhost"
+    assert client("github.com").recorded == "github.com"
+
+
+@pytest.mark.parametrize("name", ["findall-cli", "My Tool 2.0", "outil-énorme", "x" * 100, "https://x.example/c"])
+def test_any_short_printable_name_is_an_app_name(name):
+    assert self_named_client(name).client_id == name
+
+
+@pytest.mark.parametrize("name", [None, "", " a", "a ", "a\tb", "a\u202eb", "a\u2066b", "a\u200bb", "x" * 101])
+def test_other_names_are_refused(name):
+    with pytest.raises(OAuthError) as caught:
+        self_named_client(name)
+    assert caught.value.error == "invalid_request"
+
+
+def test_a_device_request_names_its_client_scope_and_served_resources():
+    parsed = parse_device_authorization_request(
+        {"client_id": ["localhost"], "resource": ["http://localhost:1234", "https://api.example/"]},
+        allowed_resources=["https://api.example"],
+    )
+    assert parsed.client.is_self_named and parsed.client.recorded == "localhost"
+    assert parsed.scope == SCOPE_KEY_READ
+    assert parsed.resources == ("https://api.example/",)
+
+
+def test_user_codes_are_eight_letters_without_vowels_or_look_alikes():
+    codes = {new_user_code() for _ in range(200)}
+    assert len(codes) == 200
+    assert all(len(code) == 8 and set(code) <= set("BCDFGHJKLMNPQRSTVWXZ") for code in codes)
+    assert format_user_code("BCDFGHJK") == "BCDF-GHJK"
+
+
+@pytest.mark.parametrize("typed", ["BCDF-GHJK", "bcdf-ghjk", "bcdfghjk", " BCDF GHJK ", "Bcdf-Ghjk"])
+def test_a_typed_user_code_ignores_case_dashes_and_spaces(typed):
+    assert normalize_user_code(typed) == "BCDFGHJK"
+
+
+@pytest.mark.parametrize("typed", ["", "BCDF-GHJ", "BCDF-GHJKL", "ABCD-EFGH", "BCDF-GHJ1", "BCDF_GHJK"])
+def test_anything_else_is_no_user_code(typed):
+    assert normalize_user_code(typed) is None
+
+
+def test_a_device_poll_is_its_own_token_request():
+    parsed = parse_token_request(
+        {"grant_type": ["urn:ietf:params:oauth:grant-type:device_code"], "device_code": ["d"], "client_id": ["c"]}
+    )
+    assert parsed == DeviceTokenRequest(device_code="d", client_id="c")
+
+
+def test_an_unserved_resource_is_left_out():
+    params = {"resource": ["http://localhost:5000", "https://api.example/v1"]}
+    assert parse_resources(params, allowed=["https://api.example"]) == ("https://api.example/v1",)

@@ -1,4 +1,4 @@
-"""Delete authorization codes that expired more than OAUTH_CODE_RETENTION_DAYS ago."""
+"""Delete authorization codes and device sign-ins that expired more than OAUTH_CODE_RETENTION_DAYS ago."""
 
 import time
 from datetime import timedelta
@@ -8,14 +8,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from oauthprovider.models import AuthorizationCode
+from oauthprovider.models import AuthorizationCode, DeviceAuthorization
 
 
 class Command(BaseCommand):
     help = (
         "Delete used and expired authorization codes whose expiry is older than "
         "OAUTH_CODE_RETENTION_DAYS, in small batches (safe while the service is serving). "
-        "Pending codes are never touched."
+        "Pending codes are never touched. Device sign-ins (RFC 8628) are purged by the same rule."
     )
 
     def add_arguments(self, parser) -> None:
@@ -57,6 +57,16 @@ class Command(BaseCommand):
                 f"({redeemed} redeemed, {total - redeemed} never used)."
             )
             return
+        deleted, batches = self._purge(AuthorizationCode, cutoff, batch_size, pause, verbosity)
+        self.stdout.write(
+            f"Deleted {deleted} codes that expired before {cutoff:%Y-%m-%d %H:%M:%S} UTC in {batches} batches."
+        )
+        # A device sign-in is delivered, denied or dead once its entry deadline passed.
+        deleted, batches = self._purge(DeviceAuthorization, cutoff, batch_size, pause, verbosity)
+        self.stdout.write(f"Deleted {deleted} device sign-ins that expired before the same time in {batches} batches.")
+
+    def _purge(self, model, cutoff, batch_size: int, pause: float, verbosity: int) -> tuple[int, int]:
+        purgeable = model.objects.filter(expires_at__lt=cutoff)
         deleted = batches = 0
         while True:
             ids = list(purgeable.order_by("expires_at").values_list("pk", flat=True)[:batch_size])
@@ -64,7 +74,7 @@ class Command(BaseCommand):
                 break
             # One short transaction per batch: no lock is held between batches.
             with transaction.atomic():
-                count, _ = AuthorizationCode.objects.filter(pk__in=ids, expires_at__lt=cutoff).delete()
+                count, _ = model.objects.filter(pk__in=ids, expires_at__lt=cutoff).delete()
             deleted += count
             batches += 1
             if verbosity >= 2:
@@ -73,6 +83,4 @@ class Command(BaseCommand):
                 break
             if pause:
                 time.sleep(pause)
-        self.stdout.write(
-            f"Deleted {deleted} codes that expired before {cutoff:%Y-%m-%d %H:%M:%S} UTC in {batches} batches."
-        )
+        return deleted, batches

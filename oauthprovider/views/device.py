@@ -1,0 +1,187 @@
+"""The device flow (RFC 8628): the device's endpoint, and the page where a person enters its code.
+
+POST /getKeys/device/code (machine): a device asks for a device code and a
+user code. GET/POST /getKeys/device (people): sign in, type the user code
+(or follow verification_uri_complete), then the same consent page as the
+code flow, with a warning to approve only a code one's own device shows.
+"""
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from accounts import throttle
+from accounts.audit import RequestContext, client_ip
+from accounts.clients import ClientName
+from oauthprovider import pending
+from oauthprovider.csrf import consent_csrf_protect
+from oauthprovider.device_flow import (
+    device_approve,
+    device_client,
+    device_deny,
+    device_start,
+    pending_device_authorization,
+)
+from oauthprovider.forms import NEW_KEY, ConsentForm
+from oauthprovider.http import allow_methods, form_params, no_store, oauth_error_response, public_cors
+from oauthprovider.models import DeviceAuthorization
+from oauthprovider.protocol import (
+    OAuthError,
+    format_user_code,
+    normalize_user_code,
+    parse_device_authorization_request,
+)
+from oauthprovider.views.authorize import active_keys, consent_page, no_referrer, previous_choice
+
+WINDOW_SECONDS = {"device_requests": 600, "user_code_failures": 900}
+
+
+def _enabled() -> None:
+    if not settings.OAUTH_DEVICE_FLOW_ENABLED:
+        raise Http404("The device flow is turned off here.")
+
+
+# --- The device's endpoint ----------------------------------------------------------------
+
+
+@csrf_exempt  # no cookie is read here, so there is nothing to forge
+@public_cors(methods=["POST"])
+@allow_methods("POST")
+def device_code(request: HttpRequest) -> HttpResponse:
+    """RFC 8628 sections 3.1-3.2; errors as RFC 6749 5.2."""
+    _enabled()
+    counter = f"oauth:device-requests:{client_ip(request) or 'unknown'}"
+    if (
+        throttle.count_hit(counter, window=WINDOW_SECONDS["device_requests"])
+        > settings.OAUTH_DEVICE_REQUESTS_PER_ADDRESS
+    ):
+        retry = WINDOW_SECONDS["device_requests"]
+        return oauth_error_response(
+            OAuthError(
+                "slow_down", f"Too many device sign-ins from this address; retry in {retry} seconds.", status=429
+            ),
+            headers={"Retry-After": str(retry)},
+        )
+    try:
+        device_request = parse_device_authorization_request(
+            form_params(request), allowed_resources=settings.OAUTH_RESOURCES
+        )
+    except OAuthError as exc:
+        return oauth_error_response(exc)
+    started = device_start(request=device_request)
+    verification_uri = settings.OAUTH_ISSUER + reverse("oauth:device")
+    user_code = format_user_code(started.user_code)
+    return no_store(
+        JsonResponse(
+            {
+                "device_code": started.device_code,
+                "user_code": user_code,
+                "verification_uri": verification_uri,
+                "verification_uri_complete": f"{verification_uri}?{urlencode({'user_code': user_code})}",
+                "expires_in": started.expires_in,
+                "interval": started.interval,
+            }
+        )
+    )
+
+
+# --- The person's page --------------------------------------------------------------------
+
+
+def _failure_counters(request: HttpRequest) -> list[str]:
+    """Wrong user codes count per person and per address (section 5.1)."""
+    return [
+        f"oauth:user-code-failures:user:{request.user.pk}",
+        f"oauth:user-code-failures:address:{client_ip(request)}",
+    ]
+
+
+def _entry_page(request: HttpRequest, *, typed: str = "", error: str = "", status: int = 200) -> HttpResponse:
+    return render(request, "oauthprovider/device_entry.html", {"typed": typed, "error": error}, status=status)
+
+
+@csrf_exempt  # replaced by consent_csrf_protect: the consent form posts with "Origin: null"
+@require_http_methods(["GET", "POST"])
+@never_cache
+@no_referrer
+@consent_csrf_protect
+def device(request: HttpRequest) -> HttpResponse:
+    _enabled()
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if request.method == "POST" and "request" in request.POST:
+        return _decide(request)
+    typed = (request.POST if request.method == "POST" else request.GET).get("user_code")
+    if typed is None:
+        return _entry_page(request)
+    typed = typed[:64]
+    counters = _failure_counters(request)
+    if max(throttle.hits(c) for c in counters) >= settings.OAUTH_USER_CODE_FAILURES_ALLOWED:
+        minutes = WINDOW_SECONDS["user_code_failures"] // 60
+        response = _entry_page(
+            request, typed=typed, error=f"Too many wrong codes. Try again in {minutes} minutes.", status=429
+        )
+        response["Retry-After"] = str(WINDOW_SECONDS["user_code_failures"])
+        return response
+    authorization = pending_device_authorization(typed)
+    if authorization is None:
+        for counter in counters:
+            throttle.count_hit(counter, window=WINDOW_SECONDS["user_code_failures"])
+        error = "That code is not valid, has expired or was already used. Check the code your device shows."
+        return _entry_page(request, typed=typed, error=error, status=400)
+    user_code = format_user_code(normalize_user_code(typed))
+    params = {"device": [str(authorization.pk)], "user_code": [user_code]}
+    rid = pending.pending_store(request.session, user_id=request.user.pk, params=params)
+    return _device_consent_page(request, authorization, rid, ConsentForm(keys=active_keys(request)), user_code)
+
+
+def _device_consent_page(
+    request: HttpRequest,
+    authorization: DeviceAuthorization,
+    rid: str,
+    form: ConsentForm,
+    user_code: str,
+    *,
+    selected: str | None = None,
+) -> HttpResponse:
+    client = device_client(authorization)
+    selected = selected or previous_choice(request, client)
+    return consent_page(request, client, rid, form, selected=selected, device=True, user_code=user_code)
+
+
+def _decide(request: HttpRequest) -> HttpResponse:
+    """The consent form's POST: Allow or Deny for the device whose code the person entered."""
+    rid = request.POST.get("request", "")
+    params = pending.pending_get(request.session, rid=rid, user_id=request.user.pk) or {}
+    authorization = DeviceAuthorization.objects.filter(pk__in=params.get("device", [])[:1]).first()
+    if authorization is None or not authorization.is_pending:
+        pending.pending_discard(request.session, rid=rid)
+        error = "This sign-in request has expired or was already answered. Start again on your device."
+        return _entry_page(request, error=error, status=400)
+    form = ConsentForm(request.POST, keys=active_keys(request))
+    if not form.is_valid():
+        return _device_consent_page(request, authorization, rid, form, params["user_code"][0], selected=NEW_KEY)
+    context = RequestContext.from_request(request)
+    if form.allowed:
+        done = device_approve(
+            user=request.user, authorization=authorization, key=form.cleaned_data["key"], context=context
+        )
+    else:
+        done = device_deny(user=request.user, authorization=authorization, context=context)
+    pending.pending_discard(request.session, rid=rid)
+    return render(
+        request,
+        "oauthprovider/device_done.html",
+        {
+            "allowed": form.allowed and done,
+            "denied": not form.allowed and done,
+            "app": ClientName.of(device_client(authorization).recorded),
+        },
+        status=200 if done else 400,
+    )
