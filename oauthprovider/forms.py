@@ -2,9 +2,22 @@
 
 from django import forms
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, User
 
 NEW_KEY = "new"
+_KEY_ERROR = "Choose one of your active keys, or a new key."
+
+
+class KeyChoiceField(forms.ModelChoiceField):
+    """One of the person's active keys by id, or NEW_KEY (cleaned to None): one query, whatever the number of keys."""
+
+    def clean(self, value):
+        if value == NEW_KEY:
+            return None
+        # ASCII digits only: int() also reads "١" and "１" as 1.
+        if isinstance(value, str) and value and not (value.isascii() and value.isdigit()):
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().clean(value)
 
 
 class ConsentForm(forms.Form):
@@ -14,25 +27,17 @@ class ConsentForm(forms.Form):
         choices=[("allow", "Allow"), ("deny", "Deny")],
         error_messages={"required": "Choose Allow or Deny.", "invalid_choice": "Choose Allow or Deny."},
     )
-    key = forms.ChoiceField(
-        error_messages={
-            "required": "Choose one of your active keys, or a new key.",
-            "invalid_choice": "Choose one of your active keys, or a new key.",
-        }
+    key = KeyChoiceField(
+        queryset=ApiKey.objects.none(), error_messages={"required": _KEY_ERROR, "invalid_choice": _KEY_ERROR}
     )
 
-    def __init__(self, data=None, *, keys: list[ApiKey]) -> None:
+    def __init__(self, data=None, *, user: User) -> None:
         if data is not None and "key" not in data:
             data = data.copy()
             data["key"] = NEW_KEY  # a form without the choice asks for the recommended default
         super().__init__(data)
-        self.keys = {str(key.pk): key for key in keys}
-        self.fields["key"].choices = [(NEW_KEY, "A new key"), *((pk, key.name) for pk, key in self.keys.items())]
+        self.fields["key"].queryset = ApiKey.objects.active().filter(user=user)
 
     @property
     def allowed(self) -> bool:
         return self.cleaned_data["decision"] == "allow"
-
-    def clean_key(self) -> ApiKey | None:
-        """The chosen key, or None for a new one."""
-        return self.keys.get(self.cleaned_data["key"])

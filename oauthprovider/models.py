@@ -182,3 +182,15 @@ class DeviceAuthorization(models.Model):
         if self.denied_at:
             return "denied"
         return "expired" if self.is_expired() else "pending"
+
+
+class PendingConsent(models.Model):
+    """An authorization request waiting on the consent page, for one person (oauthprovider.pending)."""
+
+    rid_hash = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    params = models.JSONField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"pending consent of {self.user_id} until {self.expires_at:%H:%M:%S}"

@@ -1,46 +1,53 @@
-"""Authorization requests waiting on the consent page, kept in the user's session.
+"""Authorization requests waiting on the consent page: one row each, bound to the person who saw it.
 
-The consent form carries only an opaque id; the request itself stays on the
-server, bound to the user who saw it, and is validated again on the POST.
+The consent form carries only an opaque id (192 random bits, of which only a
+hash is stored); the request itself stays on the server and is validated
+again on the POST. Each request has its own row, so requests of one person
+never overwrite each other (DESIGN.md "Authorization codes": tabs, an MCP
+client starting two flows), and showing the consent page writes one small
+row instead of the whole session. A request is answered once: the decision
+takes (deletes) its row in the transaction that records the decision, so of
+two POSTs of one form exactly one counts. Expired rows are removed by
+`purge_codes`.
 """
 
 import secrets
-import time
+from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.sessions.backends.base import SessionBase
+from django.utils import timezone
 
-SESSION_KEY = "oauth_pending"
-MAX_PENDING = 10  # several tabs at once, but not an unbounded session
+from accounts.models import User
+from oauthprovider.models import PendingConsent
+from oauthprovider.protocol import hash_secret
+
+Params = dict[str, list[str]]
 
 
-def pending_store(session: SessionBase, *, user_id: int, params: dict[str, list[str]]) -> str:
-    now = time.time()
-    pending = {
-        rid: entry
-        for rid, entry in session.get(SESSION_KEY, {}).items()
-        if entry["expires"] > now and entry["user"] == user_id
-    }
-    while len(pending) >= MAX_PENDING:
-        pending.pop(min(pending, key=lambda rid: pending[rid]["expires"]))
+def pending_store(*, user: User, params: Params) -> str:
+    """Keep a validated request for `user`; returns the id the consent form carries."""
     rid = secrets.token_urlsafe(24)
-    pending[rid] = {
-        "user": user_id,
-        "params": params,
-        "expires": now + settings.OAUTH_PENDING_REQUEST_TTL_SECONDS,
-    }
-    session[SESSION_KEY] = pending
+    expires_at = timezone.now() + timedelta(seconds=settings.OAUTH_PENDING_REQUEST_TTL_SECONDS)
+    PendingConsent.objects.create(rid_hash=hash_secret(rid), user=user, params=params, expires_at=expires_at)
     return rid
 
 
-def pending_get(session: SessionBase, *, rid: str, user_id: int) -> dict[str, list[str]] | None:
-    entry = session.get(SESSION_KEY, {}).get(rid) if isinstance(rid, str) else None
-    if not entry or entry["user"] != user_id or entry["expires"] <= time.time():
+def pending_get(*, rid: str, user: User) -> Params | None:
+    """The request behind `rid` if it is `user`'s and still in time; None otherwise."""
+    if not isinstance(rid, str) or not rid or not user.is_authenticated:
         return None
-    return entry["params"]
+    row = (
+        PendingConsent.objects.filter(rid_hash=hash_secret(rid), user=user, expires_at__gt=timezone.now())
+        .values_list("params", flat=True)
+        .first()
+    )
+    return row
 
 
-def pending_discard(session: SessionBase, *, rid: str) -> None:
-    pending = session.get(SESSION_KEY, {})
-    if pending.pop(rid, None) is not None:
-        session[SESSION_KEY] = pending
+def pending_take(*, rid: str, user: User) -> bool:
+    """Remove the request as it is answered; False if another answer took it first.
+
+    Call inside the transaction that records the decision.
+    """
+    deleted, _ = PendingConsent.objects.filter(rid_hash=hash_secret(rid), user=user).delete()
+    return bool(deleted)

@@ -1,10 +1,9 @@
 """GET /getKeys/authorize (validate, log in, consent page) and its POST (the decision)."""
 
-import functools
-
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import TooManyFieldsSent
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -12,15 +11,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.audit import RequestContext
-from accounts.clients import ClientName, display_name
-from accounts.models import ApiKey
 from oauthprovider import pending, protocol
 from oauthprovider.cimd import resolve_metadata_client
 from oauthprovider.csrf import consent_csrf_protect
-from oauthprovider.forms import NEW_KEY, ConsentForm
-from oauthprovider.models import Grant
-from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError
+from oauthprovider.forms import ConsentForm
+from oauthprovider.protocol import AuthorizationRequest, OAuthError
 from oauthprovider.services import consent_approve, consent_deny
+from oauthprovider.views.consent import consent_page, no_referrer
 
 
 def _redirect(url: str) -> HttpResponse:
@@ -81,58 +78,20 @@ def _validated(request: HttpRequest, params: protocol.Params) -> AuthorizationRe
         return error_page(request, exc, reply_to=redirect_uri, state=protocol.usable_state(params))
 
 
-def consent_page(
-    request: HttpRequest, client: Client, rid: str, form: ConsentForm, *, selected: str = NEW_KEY, **context
-) -> HttpResponse:
-    """The consent page of both flows: `context` names the flow (auth_request, or device and user_code)."""
-    for key in form.keys.values():
-        key.created_for_display = display_name(key.created_for_client)
-    return render(
-        request,
-        "oauthprovider/consent.html",
-        {
-            "client": client,
-            "app": ClientName.of(client.recorded, declared_name=client.name),
-            "rid": rid,
-            "keys": list(form.keys.values()),
-            "selected": selected,
-            "new_key": NEW_KEY,
-            "form": form,
-            "form_action": request.path,
-            **context,
-        },
-        status=400 if form.errors else 200,
+def _consent_page(request: HttpRequest, auth_request: AuthorizationRequest, rid: str, form: ConsentForm):
+    return consent_page(
+        request, auth_request.client, rid, form, auth_request=auth_request, search_params=auth_request.as_params()
     )
 
 
-def _consent_page(
-    request: HttpRequest, auth_request: AuthorizationRequest, rid: str, form: ConsentForm, *, selected: str = NEW_KEY
-) -> HttpResponse:
-    return consent_page(request, auth_request.client, rid, form, selected=selected, auth_request=auth_request)
-
-
-def active_keys(request: HttpRequest) -> list[ApiKey]:
-    return list(ApiKey.objects.active().filter(user=request.user).order_by("-created_at"))
-
-
-def previous_choice(request: HttpRequest, client: Client) -> str:
-    """The key chosen last time for this client, if it was an existing key still active."""
-    grant = Grant.objects.select_related("key").filter(user=request.user, client_id=client.recorded).first()
-    if grant and grant.key and grant.key.is_active and not grant.key_created_by_consent:
-        return str(grant.key.pk)
-    return NEW_KEY
-
-
-def no_referrer(view):
-    """DESIGN.md: the consent flow never leaks its URL (code_challenge, state) as a Referer."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        response["Referrer-Policy"] = "no-referrer"
-        return response
-
-    return wrapper
+def _already_answered(request: HttpRequest) -> HttpResponse:
+    return error_page(
+        request,
+        OAuthError(
+            "invalid_request",
+            "This authorization request has expired or was already answered. Go back to the app and start again.",
+        ),
+    )
 
 
 @csrf_exempt  # replaced by consent_csrf_protect: the form posts with "Origin: null"
@@ -152,42 +111,33 @@ def authorize(request: HttpRequest) -> HttpResponse:
         return auth_request
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    rid = pending.pending_store(request.session, user_id=request.user.pk, params=auth_request.as_params())
-    form = ConsentForm(keys=active_keys(request))
-    return _consent_page(request, auth_request, rid, form, selected=previous_choice(request, auth_request.client))
+    rid = pending.pending_store(user=request.user, params=auth_request.as_params())
+    return _consent_page(request, auth_request, rid, ConsentForm(user=request.user))
 
 
 def decide(request: HttpRequest) -> HttpResponse:
-    """The consent form's POST: re-validate the stored request, then Allow or Deny."""
+    """The consent form's POST: re-validate the stored request, then Allow or Deny, once."""
     rid = request.POST.get("request", "")
-    params = (
-        pending.pending_get(request.session, rid=rid, user_id=request.user.pk)
-        if request.user.is_authenticated
-        else None
-    )
+    params = pending.pending_get(rid=rid, user=request.user)
     if params is None:
-        return error_page(
-            request,
-            OAuthError(
-                "invalid_request",
-                "This authorization request has expired or was already answered. Go back to the app and start again.",
-            ),
-        )
+        return _already_answered(request)
     auth_request = _validated(request, params)
     if isinstance(auth_request, HttpResponse):
-        pending.pending_discard(request.session, rid=rid)
+        pending.pending_take(rid=rid, user=request.user)  # it cannot become valid again
         return auth_request
-    form = ConsentForm(request.POST, keys=active_keys(request))
+    form = ConsentForm(request.POST, user=request.user)
     if not form.is_valid():
         return _consent_page(request, auth_request, rid, form)
     context = RequestContext.from_request(request)
-    if form.allowed:
-        code = consent_approve(
-            user=request.user, auth_request=auth_request, key=form.cleaned_data["key"], context=context
-        )
-        reply = {"code": code}
-    else:
-        consent_deny(user=request.user, client=auth_request.client, context=context)
-        reply = {"error": "access_denied", "error_description": "The user denied the request."}
-    pending.pending_discard(request.session, rid=rid)
+    with transaction.atomic():
+        if not pending.pending_take(rid=rid, user=request.user):
+            return _already_answered(request)  # another POST of this form was first
+        if form.allowed:
+            code = consent_approve(
+                user=request.user, auth_request=auth_request, key=form.cleaned_data["key"], context=context
+            )
+            reply = {"code": code}
+        else:
+            consent_deny(user=request.user, client=auth_request.client, context=context)
+            reply = {"error": "access_denied", "error_description": "The user denied the request."}
     return _redirect(_reply_url(auth_request.redirect_uri, reply, auth_request.state))

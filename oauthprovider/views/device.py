@@ -8,6 +8,7 @@ code flow, with a warning to approve only a code one's own device shows.
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -28,7 +29,7 @@ from oauthprovider.device_flow import (
     device_start,
     pending_device_authorization,
 )
-from oauthprovider.forms import NEW_KEY, ConsentForm
+from oauthprovider.forms import ConsentForm
 from oauthprovider.http import allow_methods, form_params, no_store, oauth_error_response, public_cors
 from oauthprovider.models import DeviceAuthorization
 from oauthprovider.protocol import (
@@ -37,7 +38,7 @@ from oauthprovider.protocol import (
     normalize_user_code,
     parse_device_authorization_request,
 )
-from oauthprovider.views.authorize import active_keys, consent_page, no_referrer, previous_choice
+from oauthprovider.views.consent import consent_page, no_referrer
 
 WINDOW_SECONDS = {"device_requests": 600, "user_code_failures": 900}
 
@@ -137,51 +138,51 @@ def device(request: HttpRequest) -> HttpResponse:
         return _entry_page(request, typed=typed, error=error, status=400)
     user_code = format_user_code(normalize_user_code(typed))
     params = {"device": [str(authorization.pk)], "user_code": [user_code]}
-    rid = pending.pending_store(request.session, user_id=request.user.pk, params=params)
-    return _device_consent_page(request, authorization, rid, ConsentForm(keys=active_keys(request)), user_code)
+    rid = pending.pending_store(user=request.user, params=params)
+    return _device_consent_page(request, authorization, rid, ConsentForm(user=request.user), user_code)
 
 
 def _device_consent_page(
-    request: HttpRequest,
-    authorization: DeviceAuthorization,
-    rid: str,
-    form: ConsentForm,
-    user_code: str,
-    *,
-    selected: str | None = None,
+    request: HttpRequest, authorization: DeviceAuthorization, rid: str, form: ConsentForm, user_code: str
 ) -> HttpResponse:
-    client = device_client(authorization)
-    selected = selected or previous_choice(request, client)
-    return consent_page(request, client, rid, form, selected=selected, device=True, user_code=user_code)
+    return consent_page(
+        request,
+        device_client(authorization),
+        rid,
+        form,
+        device=True,
+        user_code=user_code,
+        search_params={"user_code": [user_code]},
+    )
 
 
 def _decide(request: HttpRequest) -> HttpResponse:
-    """The consent form's POST: Allow or Deny for the device whose code the person entered."""
+    """The consent form's POST: Allow or Deny for the device whose code the person entered, once."""
     rid = request.POST.get("request", "")
-    params = pending.pending_get(request.session, rid=rid, user_id=request.user.pk) or {}
+    params = pending.pending_get(rid=rid, user=request.user) or {}
     authorization = DeviceAuthorization.objects.filter(pk__in=params.get("device", [])[:1]).first()
     if authorization is None or not authorization.is_pending:
-        pending.pending_discard(request.session, rid=rid)
-        error = "This sign-in request has expired or was already answered. Start again on your device."
-        return _entry_page(request, error=error, status=400)
-    form = ConsentForm(request.POST, keys=active_keys(request))
+        if params:
+            pending.pending_take(rid=rid, user=request.user)  # it cannot become answerable again
+        return _result_page(request, authorization, allowed=False, done=False)
+    form = ConsentForm(request.POST, user=request.user)
     if not form.is_valid():
-        return _device_consent_page(request, authorization, rid, form, params["user_code"][0], selected=NEW_KEY)
+        return _device_consent_page(request, authorization, rid, form, params["user_code"][0])
     context = RequestContext.from_request(request)
-    if form.allowed:
-        done = device_approve(
-            user=request.user, authorization=authorization, key=form.cleaned_data["key"], context=context
-        )
-    else:
-        done = device_deny(user=request.user, authorization=authorization, context=context)
-    pending.pending_discard(request.session, rid=rid)
-    return render(
-        request,
-        "oauthprovider/device_done.html",
-        {
-            "allowed": form.allowed and done,
-            "denied": not form.allowed and done,
-            "app": ClientName.of(device_client(authorization).recorded),
-        },
-        status=200 if done else 400,
-    )
+    with transaction.atomic():
+        done = pending.pending_take(rid=rid, user=request.user)
+        if done and form.allowed:
+            key = form.cleaned_data["key"]
+            done = device_approve(user=request.user, authorization=authorization, key=key, context=context)
+        elif done:
+            done = device_deny(user=request.user, authorization=authorization, context=context)
+    return _result_page(request, authorization, allowed=form.allowed, done=done)
+
+
+def _result_page(
+    request: HttpRequest, authorization: DeviceAuthorization | None, *, allowed: bool, done: bool
+) -> HttpResponse:
+    context = {"allowed": allowed and done, "denied": not allowed and done}
+    if authorization is not None:
+        context["app"] = ClientName.of(device_client(authorization).recorded)
+    return render(request, "oauthprovider/device_done.html", context, status=200 if done else 400)

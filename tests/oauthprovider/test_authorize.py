@@ -14,7 +14,7 @@ from django.test import Client
 from accounts.audit import SYSTEM
 from accounts.models import ApiKey, AuditEvent
 from accounts.services import key_create, key_revoke
-from oauthprovider.models import AuthorizationCode, Grant
+from oauthprovider.models import AuthorizationCode, Grant, PendingConsent
 from tests.conftest import (
     REDIRECT_URI,
     approve,
@@ -658,12 +658,7 @@ def test_the_consent_post_refuses_an_expired_request(alice_client, pkce_pair, se
 
 def test_the_consent_post_refuses_another_users_request(alice_client, bob, pkce_pair):
     page = get_authorize(alice_client, pkce_pair)
-    session = alice_client.session
-    pending = session["oauth_pending"]
-    for entry in pending.values():
-        entry["user"] = bob.pk  # a request bound to bob, in alice's session
-    session["oauth_pending"] = pending
-    session.save()
+    PendingConsent.objects.update(user=bob)  # the request alice's form names is bound to bob
     response = post_decision(alice_client, page)
     assert response.status_code == 400
     assert "Location" not in response

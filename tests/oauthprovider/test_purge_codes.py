@@ -107,3 +107,34 @@ def test_bad_arguments_are_refused(db):
         run("--batch-size", "0")
     with pytest.raises(CommandError):
         run("--retention-days", "-1")
+
+
+def test_it_deletes_expired_unanswered_consent_requests_and_device_sign_ins(alice, alice_client, pkce_pair):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from oauthprovider.models import DeviceAuthorization, PendingConsent
+    from tests.conftest import authorize_params, authorize_url
+
+    alice_client.get(authorize_url(authorize_params(pkce_pair)))
+    alice_client.get(authorize_url(authorize_params(pkce_pair)))
+    PendingConsent.objects.filter(pk=PendingConsent.objects.first().pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    old = timezone.now() - timedelta(days=30)
+    for index, expires_at in enumerate([old, timezone.now() + timedelta(minutes=5)]):
+        DeviceAuthorization.objects.create(
+            device_code_hash=f"{index:064d}",
+            user_code_hash="x",
+            client_id="localhost",
+            scope="key:read",
+            interval=5,
+            expires_at=expires_at,
+        )
+
+    output = run()
+
+    assert PendingConsent.objects.count() == 1, "the live one stays"
+    assert DeviceAuthorization.objects.get().expires_at > timezone.now(), "the live one stays"
+    assert "Deleted 1 device sign-ins" in output and "Deleted 1 expired unanswered consent requests" in output

@@ -1,4 +1,5 @@
-"""Delete authorization codes and device sign-ins that expired more than OAUTH_CODE_RETENTION_DAYS ago."""
+"""Delete authorization codes and device sign-ins that expired more than OAUTH_CODE_RETENTION_DAYS ago,
+and consent requests nobody answered before they expired."""
 
 import time
 from datetime import timedelta
@@ -8,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from oauthprovider.models import AuthorizationCode, DeviceAuthorization
+from oauthprovider.models import AuthorizationCode, DeviceAuthorization, PendingConsent
 
 
 class Command(BaseCommand):
@@ -64,6 +65,9 @@ class Command(BaseCommand):
         # A device sign-in is delivered, denied or dead once its entry deadline passed.
         deleted, batches = self._purge(DeviceAuthorization, cutoff, batch_size, pause, verbosity)
         self.stdout.write(f"Deleted {deleted} device sign-ins that expired before the same time in {batches} batches.")
+        # A consent page left unanswered: useless once expired, nothing to keep.
+        deleted, batches = self._purge(PendingConsent, now, batch_size, pause, verbosity)
+        self.stdout.write(f"Deleted {deleted} expired unanswered consent requests in {batches} batches.")
 
     def _purge(self, model, cutoff, batch_size: int, pause: float, verbosity: int) -> tuple[int, int]:
         purgeable = model.objects.filter(expires_at__lt=cutoff)
