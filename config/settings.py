@@ -168,6 +168,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz, answered before redirects and host checks (load balancers).
+    "oauthprovider.availability.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -215,8 +217,35 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # PostgreSQL's max_connections.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that hangs costs seconds, not a worker (docs/operations.md "Outages"):
+    # a bounded connect, TCP keepalives and a user timeout to notice a dead peer,
+    # and a server-side statement timeout for the processes that serve requests
+    # (maintenance commands such as migrate may legitimately run longer).
+    _serving = not sys.argv[0].endswith("manage.py") or sys.argv[1:2] == ["runserver"]
+    _statement_timeout = env.int("DATABASE_STATEMENT_TIMEOUT_SECONDS", default=15 if _serving else 0)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3),
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": env.int("DATABASE_SOCKET_TIMEOUT_SECONDS", default=10) * 1000,
+            "options": f"-c statement_timeout={_statement_timeout * 1000}",
+        }
+    )
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://keygrant")}
+SHARED_CACHE_CONFIGURED = bool(env.str("CACHE_URL", default=""))
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A cache that hangs costs a fraction of a second, not a worker.
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT_SECONDS", default=0.5),
+            "socket_timeout": env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default=0.5),
+        }
+    )
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"

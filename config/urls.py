@@ -9,3 +9,6 @@ urlpatterns = [
     path("", include("oauthprovider.urls")),
     path("", include("accounts.urls")),
 ]
+
+# A database outage is a 503 clients can retry, not a 500 (oauthprovider/availability.py).
+handler500 = "oauthprovider.availability.server_error"
