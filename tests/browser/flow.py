@@ -1,7 +1,8 @@
 """The flow as a person walks it in Chromium: the example app, the login form, Allow or Deny.
 
 Plain functions on a Playwright page, imported by the test modules; the
-fixtures (servers, browser, people) live in conftest.py.
+fixtures (servers, browser, people) live in conftest.py. A device of the
+device flow is played over HTTP (httpx), beside the browser.
 """
 
 import re
@@ -9,12 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from playwright.sync_api import Locator, Page, Response
+import httpx
+from playwright.sync_api import Locator, Page, Response, expect
 
 from accounts.models import User
 from tests.conftest import new_pkce_pair
 
 FRAME_TEST_PATH = "__tests__/frame.html"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+HTTP_TIMEOUT = httpx.Timeout(10.0)
 
 
 @dataclass
@@ -86,6 +90,43 @@ def decide(page: Page, decision: str) -> None:
         page.locator(f"button[name=decision][value={decision}]").click()
     response = posted.value
     assert response.status in (302, 303), f"{decision} was refused: " + _refused(page, response)
+
+
+def decide_for_the_device(page: Page, decision: str) -> None:
+    """Press Allow or Deny on a device's consent page; the provider answers with its result page."""
+    with _posting(page) as posted:
+        page.locator(f"button[name=decision][value={decision}]").click()
+    response = posted.value
+    assert response.status == 200, f"{decision} was refused: " + _refused(page, response)
+    expect(page.get_by_test_id("device-result")).to_be_visible()
+
+
+# --- The device, over HTTP -------------------------------------------------------------
+
+
+def device_start(provider: str, *, client_id: str = "localhost") -> dict:
+    """What a device shows its person: the codes and where to go (RFC 8628 section 3.2)."""
+    response = httpx.post(
+        f"{provider}/getKeys/device/code", data={"client_id": client_id, "scope": "key:read"}, timeout=HTTP_TIMEOUT
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def device_poll(provider: str, started: dict, *, client_id: str = "localhost") -> httpx.Response:
+    data = {"grant_type": DEVICE_GRANT, "device_code": started["device_code"], "client_id": client_id}
+    return httpx.post(f"{provider}/getKeys/token", data=data, timeout=HTTP_TIMEOUT)
+
+
+def device_error(response: httpx.Response) -> str:
+    assert response.status_code == 400, response.text
+    return response.json()["error"]
+
+
+def api_me(provider: str, key: str) -> dict:
+    response = httpx.get(f"{provider}/v1/me", headers={"x-api-key": key}, timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def page_errors(page: Page) -> list[str]:

@@ -1,4 +1,5 @@
-"""A person at a browser, played over HTTP: logs in to Keygrant and answers the consent page."""
+"""A person at a browser, played over HTTP: logs in to Keygrant and answers the consent page
+(of an authorization request, or of a device that showed them a code)."""
 
 import re
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -54,12 +55,58 @@ class Browser:
         return response.headers["Location"]
 
     def _consent_page(self, authorize_url: str) -> str:
-        response = self.http.get(authorize_url)
+        page = self._signed_in_get(authorize_url)
+        self.consent_pages.append(page)
+        return page
+
+    # --- The device flow: the person reads a code off a terminal ---------------------------
+
+    def approve_device(self, *, complete_uri: str | None = None, user_code: str | None = None, key: str = "new") -> str:
+        """Follow verification_uri_complete, or type the user code on /getKeys/device; Allow.
+
+        Returns the result page (the device gets the key on its next poll).
+        """
+        return self._decide_device(self._device_consent_page(complete_uri, user_code), decision="allow", key=key)
+
+    def deny_device(self, *, complete_uri: str | None = None, user_code: str | None = None) -> str:
+        return self._decide_device(self._device_consent_page(complete_uri, user_code), decision="deny", key="new")
+
+    def _device_consent_page(self, complete_uri: str | None, user_code: str | None) -> str:
+        if complete_uri is not None:
+            page = self._signed_in_get(complete_uri)
+        else:
+            entry = self._signed_in_get(f"{self.issuer}/getKeys/device")
+            response = self.http.post(
+                f"{self.issuer}/getKeys/device",
+                data={"csrfmiddlewaretoken": _hidden(entry, "csrfmiddlewaretoken"), "user_code": user_code},
+            )
+            assert response.status_code == 200, (response.status_code, response.text[:500])
+            page = response.text
+        assert 'data-testid="device-notice"' in page, "the device's consent page warns the person"
+        self.consent_pages.append(page)
+        return page
+
+    def _decide_device(self, page: str, *, decision: str, key: str) -> str:
+        response = self.http.post(
+            f"{self.issuer}/getKeys/device",
+            data={
+                "csrfmiddlewaretoken": _hidden(page, "csrfmiddlewaretoken"),
+                "request": _hidden(page, "request"),
+                "key": key,
+                "decision": decision,
+            },
+        )
+        assert response.status_code == 200, (response.status_code, response.text[:500])
+        assert 'data-testid="device-result"' in response.text
+        return response.text
+
+    def _signed_in_get(self, url: str) -> str:
+        """GET a page that needs a signed-in person, logging in when sent to the login page."""
+        response = self.http.get(url)
         if response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/accounts/login/":
             self._log_in(urljoin(self.issuer, response.headers["Location"]))
-            response = self.http.get(authorize_url)
+            response = self.http.get(url)
         assert response.status_code == 200, (response.status_code, response.text[:500])
-        self.consent_pages.append(response.text)
         return response.text
 
     def _log_in(self, login_url: str) -> None:

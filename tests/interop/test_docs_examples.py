@@ -1,6 +1,8 @@
 """The Python examples in docs/clients.md, run as written against Keygrant under a live server."""
 
+import queue
 import re
+import threading
 from pathlib import Path
 
 import httpx
@@ -64,4 +66,26 @@ def test_the_cli_example_gets_a_key_through_a_loopback_redirect(keygrant, person
     key = example["get_key"]()
 
     me = httpx.get(f"{keygrant}/v1/me", headers={"x-api-key": key}, timeout=TIMEOUT)
-    assert me.json()["key"]["name"] == "127.0.0.1"
+    assert me.json()["key"]["name"] == "get-key-example"
+    assert "An app on your computer that calls itself" in person.consent_pages[-1]
+
+
+def test_the_device_flow_example_gets_a_key(keygrant, person, settings):
+    settings.OAUTH_DEVICE_POLL_INTERVAL_SECONDS = 1  # the live server reads it per request
+    example = doc_example('"""Get a Keygrant API key on a computer without a browser')
+    example["KEYGRANT"] = keygrant
+    printed: queue.Queue[str] = queue.Queue()
+    example["print"] = printed.put  # what the terminal shows
+    keys: list[str] = []
+    device = threading.Thread(target=lambda: keys.append(example["get_key_by_device"]()), daemon=True)
+    device.start()
+
+    printed.get(timeout=10)
+    complete_uri = re.search(r"\(or open (\S+)\)", printed.get(timeout=10))[1]
+    person.approve_device(complete_uri=complete_uri)
+    device.join(30)
+
+    [key] = keys
+    me = httpx.get(f"{keygrant}/v1/me", headers={"x-api-key": key}, timeout=TIMEOUT)
+    assert me.json()["user"]["username"] == "carol"
+    assert me.json()["key"]["name"] == "findall-cli"
