@@ -67,8 +67,8 @@ OAUTH_CODE_TTL_SECONDS = env.int("OAUTH_CODE_TTL_SECONDS", default=60)
 OAUTH_PENDING_REQUEST_TTL_SECONDS = env.int("OAUTH_PENDING_REQUEST_TTL_SECONDS", default=600)
 # RFC 8252 section 7.3: native apps on the user's own computer.
 OAUTH_ALLOW_LOOPBACK_CLIENTS = env.bool("OAUTH_ALLOW_LOOPBACK_CLIENTS", default=True)
-# Failed code redemptions: per code, and per client address in a window.
-OAUTH_CODE_MAX_FAILED_ATTEMPTS = env.int("OAUTH_CODE_MAX_FAILED_ATTEMPTS", default=5)
+# Failed code redemptions per client address in a window; past it, failures
+# are answered 429 slow_down (a right verifier always succeeds).
 OAUTH_TOKEN_FAILURES_PER_ADDRESS = env.int("OAUTH_TOKEN_FAILURES_PER_ADDRESS", default=30)
 OAUTH_TOKEN_FAILURE_WINDOW_SECONDS = env.int("OAUTH_TOKEN_FAILURE_WINDOW_SECONDS", default=300)
 
@@ -108,19 +108,22 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SEC
 # Self-service sign-up: open in development, closed in production unless the
 # operator opens it (an open provider hands API keys to anyone who registers).
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=DEVELOPMENT)
-# Failed sign-ins, counted per username and per client address in the cache
-# (CACHE_URL: shared across instances). Past "slowdown" failures each attempt
-# must wait LOGIN_THROTTLE_DELAY_SECONDS, doubling per failure; at "lockout"
-# attempts are refused for LOGIN_THROTTLE_LOCKOUT_SECONDS. See docs/accounts.md.
+# Failed sign-ins (accounts/throttle.py), counted per username from one
+# client address, per address, and per username from all addresses (a much
+# higher cap). Past "slowdown" failures each attempt must wait
+# LOGIN_THROTTLE_DELAY_SECONDS, doubling per failure; at "lockout" attempts
+# are refused for LOGIN_THROTTLE_LOCKOUT_SECONDS. See docs/accounts.md.
 LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900)
 LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER = env.int("LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER", default=3)
 LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER", default=10)
+LOGIN_THROTTLE_USERNAME_CAP = env.int("LOGIN_THROTTLE_USERNAME_CAP", default=100)
 LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER", default=10)
 LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER", default=30)
 LOGIN_THROTTLE_DELAY_SECONDS = env.int("LOGIN_THROTTLE_DELAY_SECONDS", default=5)
 LOGIN_THROTTLE_LOCKOUT_SECONDS = env.int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900)
 # Password-reset emails: at most this many requests per hour per client
-# address and per email address (whether or not an account uses it).
+# address (more are refused) and this many emails per hour per mailbox (more
+# requests are answered as usual and send nothing: the earlier links work).
 PASSWORD_RESET_REQUESTS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_PER_HOUR", default=5)
 
 # --- Operations --------------------------------------------------------------
@@ -207,6 +210,24 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://keygrant")}
+# Where the rate-limit counters live (accounts/counters.py). DESIGN.md "Operators":
+# the limits are shared by every worker without any set-up, never per-process
+# memory when DEBUG is off. A cache whose increments are atomic and shared
+# (Redis, Memcached) holds them across instances; anything else (the default
+# local memory, file or database caches) means the database table, which
+# every worker of an instance shares. Development and tests may count in memory.
+_ATOMIC_SHARED_CACHES = (
+    "django.core.cache.backends.redis.RedisCache",
+    "django_redis.cache.RedisCache",
+    "django.core.cache.backends.memcached.PyMemcacheCache",
+    "django.core.cache.backends.memcached.PyLibMCCache",
+)
+_cache_backend = CACHES["default"]["BACKEND"]
+RATE_LIMIT_STORE = (
+    "cache"
+    if _cache_backend in _ATOMIC_SHARED_CACHES or (DEVELOPMENT and _cache_backend.endswith(".LocMemCache"))
+    else "database"
+)
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"

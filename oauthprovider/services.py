@@ -173,9 +173,9 @@ def _code_matches(code: AuthorizationCode, token_request: TokenRequest) -> bool:
 def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, matches: bool) -> None:
     if code.is_expired():
         raise OAuthError("invalid_grant", _UNUSABLE_CODE)
-    if code.failed_attempts >= settings.OAUTH_CODE_MAX_FAILED_ATTEMPTS:
-        raise OAuthError("invalid_grant", "Too many failed attempts for this code; start the authorization again.")
     if not matches:
+        # Counted (admin shows it), never held against the code: failures by
+        # anyone else must not make it unusable for its holder (DESIGN.md).
         AuthorizationCode.objects.filter(pk=code.pk).update(failed_attempts=F("failed_attempts") + 1)
         raise OAuthError(
             "invalid_grant",

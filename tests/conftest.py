@@ -7,6 +7,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection, connections
+from django.db.utils import load_backend
 from django.test import Client
 
 from accounts.audit import SYSTEM
@@ -136,3 +139,37 @@ def exchange(client: Client, code: str, pkce: PkcePair, **overrides):
     }
     data.update(overrides)
     return token_request(client, **{k: v for k, v in data.items() if v is not None})
+
+
+@pytest.fixture(params=["cache", "database"])
+def counter_store(request, settings) -> str:
+    """Run a rate-limit test with each counter store (accounts/counters.py)."""
+    settings.RATE_LIMIT_STORE = request.param
+    return request.param
+
+
+@pytest.fixture
+def shared_database(transactional_db, tmp_path):
+    """A database that threads really share: the test database, or a SQLite file.
+
+    On PostgreSQL, threads use the test database. On SQLite, pytest-django's
+    test database is a shared-cache in-memory database, whose table locks
+    fail at once ("database table is locked") instead of waiting, so the
+    test moves to a migrated SQLite *file* for its duration: the same set-up
+    production uses (WAL, IMMEDIATE transactions, a busy timeout).
+    """
+    if connection.vendor != "sqlite":
+        yield
+        return
+    original_settings = connections.settings["default"]
+    original_connection = connections["default"]
+    file_settings = {**original_settings, "NAME": str(tmp_path / "shared.sqlite3")}
+    connections.settings["default"] = file_settings  # what new threads connect to
+    connections["default"] = load_backend(file_settings["ENGINE"]).DatabaseWrapper(file_settings, "default")
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield
+    finally:
+        connections["default"].close()
+        connections.settings["default"] = original_settings
+        connections["default"] = original_connection
