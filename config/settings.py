@@ -78,9 +78,15 @@ OAUTH_TOKEN_FAILURE_WINDOW_SECONDS = env.int("OAUTH_TOKEN_FAILURE_WINDOW_SECONDS
 OAUTH_RESOURCES = [OAUTH_ISSUER, *env.list("OAUTH_EXTRA_RESOURCES", default=[])]
 # Client ID Metadata Documents (an https URL as client_id, MCP 2025-11-25).
 OAUTH_CIMD_ENABLED = env.bool("OAUTH_CIMD_ENABLED", default=True)
+# The whole fetch (DNS, connect, TLS, headers, body) ends within the timeout.
 OAUTH_CIMD_TIMEOUT_SECONDS = env.float("OAUTH_CIMD_TIMEOUT_SECONDS", default=3.0)
 OAUTH_CIMD_MAX_BYTES = env.int("OAUTH_CIMD_MAX_BYTES", default=5120)
+OAUTH_CIMD_MAX_HEADER_BYTES = env.int("OAUTH_CIMD_MAX_HEADER_BYTES", default=8192)
 OAUTH_CIMD_CACHE_SECONDS = env.int("OAUTH_CIMD_CACHE_SECONDS", default=300)
+# A failed fetch is remembered per host; fetches per minute per host, per
+# address fetched from and per client address asking (oauthprovider/cimd.py).
+OAUTH_CIMD_FAILURE_CACHE_SECONDS = env.int("OAUTH_CIMD_FAILURE_CACHE_SECONDS", default=60)
+OAUTH_CIMD_FETCHES_PER_MINUTE = env.int("OAUTH_CIMD_FETCHES_PER_MINUTE", default=10)
 # Tests only: fetch metadata documents over http:// from loopback addresses.
 OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH = env.bool("OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH", default=False)
 if OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH and not DEVELOPMENT:

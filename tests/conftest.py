@@ -2,6 +2,7 @@
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -173,3 +174,24 @@ def shared_database(transactional_db, tmp_path):
         connections["default"].close()
         connections.settings["default"] = original_settings
         connections["default"] = original_connection
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch, settings) -> Clock:
+    """Moves time.time() by hand: the throttle and the local-memory cache both read it.
+
+    A shared cache (CI runs with Redis) expires keys on its own clock, so
+    tests that travel in time use a local-memory cache.
+    """
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    fake = Clock()
+    monkeypatch.setattr(time, "time", lambda: fake.now)
+    return fake

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts.audit import RequestContext
+from accounts.audit import RequestContext, client_ip
 from accounts.clients import ClientName, display_name
 from accounts.models import ApiKey
 from oauthprovider import pending, protocol
@@ -64,13 +64,13 @@ def _validated(request: HttpRequest, params: protocol.Params) -> AuthorizationRe
     errors in the client_id or redirect_uri are shown to the person only,
     later ones may also go back to the app, with the state when usable.
     """
+    loopback = settings.OAUTH_ALLOW_LOOPBACK_CLIENTS
+    fetch = functools.partial(resolve_metadata_client, requester=client_ip(request))
     try:
         client = protocol.parse_client(
-            params,
-            allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS,
-            resolve_metadata_client=resolve_metadata_client if settings.OAUTH_CIMD_ENABLED else None,
+            params, allow_loopback=loopback, resolve_metadata_client=fetch if settings.OAUTH_CIMD_ENABLED else None
         )
-        redirect_uri = protocol.parse_redirect_uri(params, client)
+        redirect_uri = protocol.parse_redirect_uri(params, client, allow_loopback=loopback)
     except OAuthError as exc:
         return error_page(request, exc)
     try:

@@ -1,6 +1,4 @@
-"""Fixtures for the accounts pages: a second signed-in person, a CSRF-checking browser, a clock."""
-
-import time
+"""Fixtures for the accounts pages: a second signed-in person, a CSRF-checking browser."""
 
 import pytest
 from django.test import Client
@@ -21,27 +19,6 @@ def strict_alice(alice) -> Client:
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     return client
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch, settings) -> Clock:
-    """Moves time.time() by hand: the throttle and the local-memory cache both read it.
-
-    A shared cache (CI runs with Redis) expires keys on its own clock, so
-    tests that travel in time use a local-memory cache.
-    """
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    fake = Clock()
-    monkeypatch.setattr(time, "time", lambda: fake.now)
-    return fake
 
 
 def sign_in(client: Client, username: str, password: str, *, ip: str = "127.0.0.1", **data):
