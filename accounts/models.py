@@ -97,6 +97,7 @@ class AuditEvent(models.Model):
         LOGIN_THROTTLED = "login_throttled", "Login throttled"
         RESOURCE_SERVER_CREATED = "resource_server_created", "Introspection credentials issued"
         RESOURCE_SERVER_REVOKED = "resource_server_revoked", "Introspection credentials revoked"
+        RESOURCE_SERVER_CHANGED = "resource_server_changed", "Introspection resources changed"
 
     class Actor(models.TextChoices):
         USER = "user", "User"

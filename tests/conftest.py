@@ -92,7 +92,7 @@ def authorize_params(pkce: PkcePair, **overrides) -> dict[str, str]:
 
 
 def authorize_url(params: dict[str, str]) -> str:
-    return "/getKeys/authorize?" + urlencode(params)
+    return "/getKeys/authorize?" + urlencode(params, doseq=True)
 
 
 def consent_request_id(response) -> str:
