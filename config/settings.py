@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -106,6 +107,15 @@ KEY_ENCRYPTION_KEYS = [
     ).split(",")
     if k.strip()
 ]
+for _position, _key in enumerate(KEY_ENCRYPTION_KEYS, start=1):
+    # Refused at start-up (and by `manage.py check`), not when the first key is created.
+    try:
+        Fernet(_key)
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            f"KEY_ENCRYPTION_KEYS: entry {_position} of {len(KEY_ENCRYPTION_KEYS)} is not a Fernet key "
+            "(32 url-safe base64-encoded bytes, as Fernet.generate_key() makes them)."
+        ) from None
 # Last-used times are written at most this often per key.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
 

@@ -21,6 +21,7 @@ from accounts.admin_utils import (
     BOTH_LOCATIONS,
     ConfirmRow,
     HostnameSearchMixin,
+    NulSafeChangelistMixin,
     ReadOnlyAdminMixin,
     client_filter,
     confirmation_page,
@@ -77,7 +78,7 @@ def _key_note(grant: Grant, *, revoke_key: bool, consent_keys: list[ApiKey]) -> 
 
 
 @admin.register(Grant)
-class GrantAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
+class GrantAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     list_display = ("user", "client", "key_prefix", "first_authorized_at", "last_authorized_at", "status")
     list_select_related = ("user", "key", "revoked_by_user")
     hostname_search_field = "client_id"
@@ -254,7 +255,7 @@ class CodeStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuthorizationCode)
-class AuthorizationCodeAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
+class AuthorizationCodeAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Read-only; the code hash and the PKCE challenge are never shown."""
 
     list_display = ("client", "user", "state", "created_at", "expires_at", "redeemed_at", "failed_attempts")
@@ -330,7 +331,7 @@ class ResourceServerForm(forms.ModelForm):
 
 
 @admin.register(ResourceServer)
-class ResourceServerAdmin(admin.ModelAdmin):
+class ResourceServerAdmin(NulSafeChangelistMixin, admin.ModelAdmin):
     """Introspection credentials for resource servers (MCP servers, separate APIs).
 
     Adding one issues a client_id and secret, shown once on the next page;

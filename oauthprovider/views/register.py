@@ -23,7 +23,7 @@ def register(request: HttpRequest) -> JsonResponse:
             raise OAuthError("invalid_client_metadata", "The body is too large.")
         try:
             metadata = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # 16,000 "[" exhaust the parser's stack
             raise OAuthError("invalid_client_metadata", "The body is not valid JSON.") from None
         registered = register_client(metadata, allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS)
     except OAuthError as exc:
