@@ -10,7 +10,6 @@ from django.urls import reverse
 from accounts.models import AuditEvent
 from oauthprovider.models import ResourceServer
 
-
 MCP = "https://mcp.example.com/mcp"
 ADD = {"name": "docs MCP", "resources": MCP}
 
