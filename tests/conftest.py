@@ -1,5 +1,6 @@
 """Shared fixtures: people (alice, bob, mallory), PKCE pairs, and a flow driver."""
 
+import importlib
 import re
 import secrets
 import time
@@ -17,6 +18,31 @@ from accounts.audit import SYSTEM
 from accounts.models import ApiKey, User
 from accounts.services import key_create
 from oauthprovider.protocol import s256_challenge
+
+
+def _flush_around_the_audit_guard() -> None:
+    """Let the test runner empty tables between transactional tests on SQLite.
+
+    Its flush is a DELETE per table, which the audit log's append-only
+    trigger refuses (accounts migration 0007), as it should in service. For
+    the flush only, the trigger is dropped and created again in the same
+    transaction; nothing else in the tests can delete an event.
+    """
+    from django.db.backends.sqlite3.base import DatabaseOperations
+
+    guard = importlib.import_module("accounts.migrations.0007_auditevent_no_delete_on_sqlite")
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, **kwargs):
+        statements = original(self, style, tables, **kwargs)
+        if "accounts_auditevent" not in tables:
+            return statements
+        return [guard.SQLITE_DROP, *statements, guard.SQLITE_CREATE]
+
+    DatabaseOperations.sql_flush = sql_flush
+
+
+_flush_around_the_audit_guard()
 
 CLIENT_ID = "yourapp.com"
 REDIRECT_URI = "https://yourapp.com/callback"
