@@ -337,6 +337,9 @@ if not ISSUER_IS_HTTPS:
         "security.W016",  # secure CSRF cookie
     ]
 
+# Error reports never carry a code, verifier, key or secret (config/reporting.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.SecretsFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
