@@ -16,6 +16,7 @@ from accounts.admin_utils import (
     BOTH_LOCATIONS,
     ConfirmRow,
     HostnameSearchMixin,
+    NulSafeChangelistMixin,
     ReadOnlyAdminMixin,
     client_filter,
     confirmation_page,
@@ -64,7 +65,7 @@ def _user_change_link(user: User | None) -> str:
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(NulSafeChangelistMixin, DjangoUserAdmin):
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "related")
     readonly_fields = ("related",)
     delete_confirmation_template = "admin/keygrant/user_delete_confirmation.html"
@@ -112,7 +113,7 @@ class KeyOriginFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
+class ApiKeyAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Masked keys: the prefix only. key_hash and key_encrypted never reach a page."""
 
     list_display = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "status")
@@ -215,7 +216,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
+class AuditEventAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Read-only for everyone: no add, change or delete, no delete action."""
 
     list_display = ("created_at", "kind", "actor_display", "subject_display", "client", "key_prefix", "ip_address")

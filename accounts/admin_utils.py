@@ -10,8 +10,9 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.translation import ngettext
 
@@ -29,6 +30,20 @@ def host_a_label(value: str) -> str:
         return ascii_host(value)
     except ValueError:
         return value
+
+
+class NulSafeChangelistMixin:
+    """A NUL byte anywhere in a list's query gets Django's "invalid filter" page, not a 500.
+
+    PostgreSQL refuses NUL in text, so `?client=%00` or `?kind__exact=%00`
+    would fail in the database; no stored value contains one, so nothing
+    could match anyway.
+    """
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        if any("\x00" in name or "\x00" in value for name, values in request.GET.lists() for value in values):
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+        return super().changelist_view(request, extra_context)
 
 
 class ReadOnlyAdminMixin:

@@ -28,17 +28,37 @@ SYSTEM = RequestContext()
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR, or the entry a trusted proxy put in X-Forwarded-For."""
+    """REMOTE_ADDR, or the entry a trusted proxy put in X-Forwarded-For; None when it is no address."""
     candidate = request.META.get("REMOTE_ADDR", "")
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies:
         forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
         if len(forwarded) >= proxies:
             candidate = forwarded[-proxies]
+    address = parse_address(candidate)
+    return str(address) if address is not None else None
+
+
+def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address as proxies write it: with or without a port (`1.2.3.4:80`, `[::1]:80`) or a zone.
+
+    An IPv4 address mapped into IPv6 (`::ffff:1.2.3.4`, what dual-stack
+    sockets report) is the IPv4 address.
+    """
+    value = text.strip()
+    if value.startswith("["):
+        end = value.find("]")
+        value = value[1:end] if end > 0 else ""
+    elif value.count(":") == 1:  # IPv4 with a port; a bare IPv6 address has several colons
+        value = value.split(":", 1)[0]
+    value = value.split("%", 1)[0]  # an IPv6 zone (fe80::1%eth0) names an interface of the proxy, not the client
     try:
-        return str(ipaddress.ip_address(candidate))
+        address = ipaddress.ip_address(value)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
 
 
 def audit_record(

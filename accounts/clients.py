@@ -19,6 +19,7 @@ Lives in accounts because keys record the app they were created for and
 accounts knows nothing of oauthprovider; oauthprovider uses it too.
 """
 
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -43,6 +44,15 @@ def unicode_host(host: str) -> str:
         return idna.decode(host)
     except (idna.IDNAError, UnicodeError, ValueError):
         return host
+
+
+def without_format_characters(text: str) -> str:
+    """`text` without Unicode format characters (category Cf: bidirectional overrides and isolates, zero-width ones).
+
+    A name an app gives itself is shown inside our sentences; U+202E and
+    friends would reorder the text around it.
+    """
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
 
 def is_document_url(client_id: str) -> bool:
@@ -82,7 +92,7 @@ class ClientName:
             host=host,
             display_host=unicode_host(host),
             document_url=recorded if is_document_url(recorded) else "",
-            declared_name=declared_name,
+            declared_name=without_format_characters(declared_name),
         )
 
     @property

@@ -16,7 +16,8 @@ class LoginThrottleMixin:
 
     Mix into any AuthenticationForm: the site's login form below, and the
     admin's (ThrottledAdminAuthenticationForm), so that no login page is a
-    way around the limit.
+    way around the limit. The attempt is counted before the password is
+    checked, and taken back when the password is right.
     """
 
     THROTTLED_MESSAGE = "Too many failed attempts. Try again %(when)s."
@@ -28,24 +29,25 @@ class LoginThrottleMixin:
         if not username or not password:
             return self.cleaned_data
         ip = client_ip(self.request)
-        wait = throttle.retry_after(username=username, ip=ip)
-        if wait:
-            self._refuse(username=username, ip=ip, wait=wait)
+        browser = throttle.known_browser(self.request.COOKIES.get(throttle.KNOWN_BROWSER_COOKIE), username)
+        attempt = throttle.attempt_begin(username=username, ip=ip, browser=browser)
+        if attempt.refused_for:
+            self._refuse(attempt, wait=attempt.refused_for)
         try:
             super().clean()
         except ValidationError:
-            wait = throttle.record_failure(username=username, ip=ip)
+            wait = attempt.failed()
             self._audit(AuditEvent.Kind.LOGIN_FAILED, username=username, detail={"next_attempt_delay": wait})
             if wait:
-                self._refuse(username=username, ip=ip, wait=wait, audit=False)
+                self._refuse(attempt, wait=wait, audit=False)
             raise
-        throttle.reset_username(username)
+        attempt.succeeded()
         return self.cleaned_data
 
-    def _refuse(self, *, username: str, ip: str | None, wait: int, audit: bool = True) -> None:
+    def _refuse(self, attempt: throttle.Attempt, *, wait: int, audit: bool = True) -> None:
         self.retry_after = wait
-        if audit and throttle.first_refusal(username=username, ip=ip, wait=wait):
-            self._audit(AuditEvent.Kind.LOGIN_THROTTLED, username=username, detail={"retry_after": wait})
+        if audit and throttle.first_refusal(attempt):
+            self._audit(AuditEvent.Kind.LOGIN_THROTTLED, username=attempt.username, detail={"retry_after": wait})
         raise ValidationError(self.THROTTLED_MESSAGE, code="throttled", params={"when": throttle.describe_wait(wait)})
 
     def _audit(self, kind: str, *, username: str, detail: dict) -> None:

@@ -97,6 +97,7 @@ class AuditEvent(models.Model):
         LOGIN_THROTTLED = "login_throttled", "Login throttled"
         RESOURCE_SERVER_CREATED = "resource_server_created", "Introspection credentials issued"
         RESOURCE_SERVER_REVOKED = "resource_server_revoked", "Introspection credentials revoked"
+        RESOURCE_SERVER_CHANGED = "resource_server_changed", "Introspection resources changed"
 
     class Actor(models.TextChoices):
         USER = "user", "User"
@@ -155,3 +156,18 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
+
+
+class RateCounter(models.Model):
+    """One rate-limit counter or marker of the database store (accounts.counters).
+
+    Written only with single atomic statements there; `expires_at` is a
+    time.time() value, and an expired row counts as absent.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    value = models.BigIntegerField()
+    expires_at = models.FloatField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,68 +1,103 @@
-"""Rate limits: counters in the shared cache, and login throttling built on them.
+"""Login throttling and password-reset limits, built on accounts.counters.
 
-`count_hit` and `hits` are the one counter every limit uses (failed sign-ins,
-password-reset requests, failed token requests). Counted in Django's default
-cache, so with a shared cache (CACHE_URL=redis...) the limits hold across
-every app server. Nothing here sleeps: "slowing down"
-means each failure past a threshold makes the next attempt wait longer
-(doubling), and the lockout threshold refuses attempts for a fixed time.
-While a username or address is waiting, attempts are refused before the
-password is checked, so they reveal nothing and cost no password hash.
+Sign-in attempts are counted *before* the password is checked, atomically
+(item 5 of issue #13): each attempt adds one to its counters first, and
+past the free attempts only one attempt at a time may go on to the
+password check, so a burst of parallel guesses gets no more checks than a
+patient guesser. An attempt that turns out right is taken back.
 
-Settings (see docs/accounts.md): LOGIN_THROTTLE_WINDOW_SECONDS,
-LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER, LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER,
-LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER, LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER,
-LOGIN_THROTTLE_DELAY_SECONDS, LOGIN_THROTTLE_LOCKOUT_SECONDS.
+Who is slowed down is the attacker, not the owner (issue #13 item 4):
+
+- one username from one client address (the "pair"): slowed down after
+  LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER failures, locked after
+  LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER; other addresses are not affected;
+- one client address, any usernames (password spraying):
+  LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER / _LOCKOUT_AFTER;
+- one username from all addresses together: a much higher cap,
+  LOGIN_THROTTLE_USERNAME_CAP, against guessing spread over many addresses;
+- a browser the person signed in from before carries a signed "known
+  browser" cookie bound to their username. Its attempts for that username
+  are counted on that browser alone (pair thresholds), so neither the
+  username's cap nor a busy shared address can lock the owner out there.
+
+Nothing here sleeps: "slowing down" means an attempt made before the wait is
+over is refused, before the password is checked (it reveals nothing and
+costs no password hash), and is not counted.
 """
 
 import hashlib
 import math
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core import signing
+from django.http import HttpResponse
+
+from accounts.counters import address_bucket, store
 
 _PREFIX = "accounts:login-throttle"
 
 
+def _digest(text: str) -> str:
+    # Case-folded, so "Alice" and "alice" share one counter; hashed, so the
+    # store never holds what someone typed (it may be a mistyped password).
+    return hashlib.sha256(text.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _ms(moment: float) -> int:
+    return int(moment * 1000)
+
+
 @dataclass(frozen=True)
 class _Scope:
-    name: str  # "username" or "address"
-    ident: str  # a hash or an IP address: safe as a cache key, never the raw username
+    name: str  # "pair", "address", "username" or "browser"
+    ident: str  # hashes and address buckets only: never what was typed
+    slowdown_after: int
+    lockout_after: int
+
+    def key(self, what: str) -> str:
+        return f"{_PREFIX}:{self.name}:{self.ident}:{what}"
 
     @property
     def count_key(self) -> str:
-        return f"{_PREFIX}:{self.name}:{self.ident}:failures"
+        return self.key("failures")
 
     @property
     def wait_key(self) -> str:
-        return f"{_PREFIX}:{self.name}:{self.ident}:retry-at"
+        """Until when (milliseconds) attempts are refused."""
+        return self.key("retry-at")
 
     @property
     def logged_key(self) -> str:
-        return f"{_PREFIX}:{self.name}:{self.ident}:logged"
+        return self.key("logged")
 
-    def limits(self) -> tuple[int, int]:
-        """(slow down after, lock out after) failures."""
-        if self.name == "username":
-            return settings.LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER, settings.LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER
-        return settings.LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER, settings.LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER
-
-
-def _username_scope(username: str) -> _Scope:
-    # Case-folded, so "Alice" and "alice" share one counter; hashed, so the
-    # cache never holds what someone typed (it may be a mistyped password).
-    digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
-    return _Scope("username", digest)
+    @property
+    def belongs_to_username(self) -> bool:
+        """Forgotten when the person signs in or resets their password."""
+        return self.name != "address"
 
 
-def _address_scope(ip: str | None) -> _Scope:
-    return _Scope("address", ip or "unknown")
-
-
-def _scopes(username: str, ip: str | None) -> list[_Scope]:
-    return [_username_scope(username), _address_scope(ip)]
+def _scopes(*, username: str, ip: str | None, browser: str | None = None) -> list[_Scope]:
+    name = _digest(username)
+    pair_limits = settings.LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER, settings.LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER
+    if browser is not None:
+        return [_Scope("browser", _digest(browser), *pair_limits)]
+    cap = settings.LOGIN_THROTTLE_USERNAME_CAP
+    scopes = [_Scope("username", name, cap, cap)]
+    bucket = address_bucket(ip)
+    if bucket is not None:
+        scopes += [
+            _Scope("pair", _digest(f"{name}|{bucket}"), *pair_limits),
+            _Scope(
+                "address",
+                bucket,
+                settings.LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER,
+                settings.LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER,
+            ),
+        ]
+    return scopes
 
 
 def delay_after(failures: int, *, slowdown_after: int, lockout_after: int) -> int:
@@ -75,61 +110,106 @@ def delay_after(failures: int, *, slowdown_after: int, lockout_after: int) -> in
     return 0
 
 
-def retry_after(*, username: str, ip: str | None) -> int:
-    """Seconds until this username and address may try again (0: now)."""
-    scopes = _scopes(username, ip)
-    stored = cache.get_many([s.wait_key for s in scopes])
+def _delay(scope: _Scope, failures: int) -> int:
+    return delay_after(failures, slowdown_after=scope.slowdown_after, lockout_after=scope.lockout_after)
+
+
+def _wait_of(scopes: list[_Scope]) -> tuple[int, list[_Scope]]:
+    """Seconds until all `scopes` allow an attempt, and the scopes still waiting."""
+    stored = store().get_many([s.wait_key for s in scopes])
     now = time.time()
-    waits = [math.ceil(retry_at - now) for retry_at in stored.values() if isinstance(retry_at, (int, float))]
-    return max([0, *waits])
+    waiting = [(s, math.ceil(stored[s.wait_key] / 1000 - now)) for s in scopes if s.wait_key in stored]
+    waiting = [(s, wait) for s, wait in waiting if wait > 0]
+    return max([0, *(wait for _, wait in waiting)]), [s for s, _ in waiting]
 
 
-def count_hit(key: str, *, window: int) -> int:
-    """Count one hit in a fixed window that starts at the first; returns the count so far."""
-    cache.add(key, 0, timeout=window)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window)
-        return 1
+@dataclass
+class Attempt:
+    """One sign-in attempt, counted before its password is checked."""
+
+    username: str
+    scopes: list[_Scope]
+    counts: dict[_Scope, int] = field(default_factory=dict)
+    claimed: list[_Scope] = field(default_factory=list)  # scopes whose one-at-a-time slot this attempt holds
+    refused_for: int = 0  # seconds to wait, when refused before the password check
+
+    def _undo(self) -> None:
+        counters = store()
+        for scope in self.counts:
+            counters.unhit(scope.count_key)
+        if self.claimed:
+            counters.delete(*(s.wait_key for s in self.claimed))
+
+    def failed(self) -> int:
+        """The password was wrong: the waits this failure sets; returns the longest (0: none)."""
+        counters, now, longest = store(), time.time(), 0
+        for scope, failures in self.counts.items():
+            wait = _delay(scope, failures)
+            if wait:
+                counters.put(scope.wait_key, value=_ms(now + wait), ttl=wait)
+                longest = max(longest, wait)
+            elif scope in self.claimed:
+                counters.delete(scope.wait_key)
+        return longest
+
+    def succeeded(self) -> None:
+        """The password was right: the attempt is taken back, and the username's failures forgotten.
+
+        The address keeps its other failures, so that one valid account cannot
+        be used to clear an address that is guessing other people's passwords.
+        """
+        counters = store()
+        address_scopes = [s for s in self.counts if not s.belongs_to_username]
+        for scope in address_scopes:
+            counters.unhit(scope.count_key)
+        released = [s.wait_key for s in self.claimed if not s.belongs_to_username]
+        forgotten = [key for s in self.scopes if s.belongs_to_username for key in _keys_of(s)]
+        counters.delete(*released, *forgotten)
 
 
-def hits(key: str) -> int:
-    """Hits counted under `key` in its current window."""
-    return cache.get(key) or 0
+def _keys_of(scope: _Scope) -> list[str]:
+    return [scope.count_key, scope.wait_key, scope.logged_key]
 
 
-def record_failure(*, username: str, ip: str | None) -> int:
-    """Count one failed sign-in; returns the seconds the next attempt must wait."""
-    now = time.time()
-    longest = 0
-    for scope in _scopes(username, ip):
-        slowdown_after, lockout_after = scope.limits()
-        wait = delay_after(
-            count_hit(scope.count_key, window=settings.LOGIN_THROTTLE_WINDOW_SECONDS),
-            slowdown_after=slowdown_after,
-            lockout_after=lockout_after,
-        )
-        if wait:
-            cache.set(scope.wait_key, now + wait, timeout=wait)
-            longest = max(longest, wait)
-    return longest
+def attempt_begin(*, username: str, ip: str | None, browser: str | None = None) -> Attempt:
+    """Count a sign-in attempt before its password is checked; `refused_for` > 0 when it must not go on.
+
+    Below a scope's slow-down threshold attempts go on freely; past it each
+    attempt must take the scope's one slot (an atomic claim of its wait
+    key), so parallel attempts cannot all reach the password check.
+    """
+    scopes = _scopes(username=username, ip=ip, browser=browser)
+    attempt = Attempt(username=username, scopes=scopes)
+    wait, _ = _wait_of(scopes)
+    if wait:
+        attempt.refused_for = wait
+        return attempt
+    counters, now = store(), time.time()
+    for scope in scopes:
+        failures = counters.hit(scope.count_key, window=settings.LOGIN_THROTTLE_WINDOW_SECONDS)
+        attempt.counts[scope] = failures
+        if failures > scope.slowdown_after:
+            hold = max(1, _delay(scope, failures))
+            if not counters.claim(scope.wait_key, value=_ms(now + hold), ttl=hold):
+                attempt._undo()
+                attempt.refused_for = max(1, _wait_of([scope])[0])
+                return attempt
+            attempt.claimed.append(scope)
+    return attempt
 
 
-def first_refusal(*, username: str, ip: str | None, wait: int) -> bool:
+def first_refusal(attempt: Attempt) -> bool:
     """True once per waiting period: lets the caller audit a throttle without flooding the log."""
-    return any(cache.add(s.logged_key, 1, timeout=max(wait, 1)) for s in _scopes(username, ip) if _is_waiting(s))
+    _, waiting = _wait_of(attempt.scopes)
+    return any(store().claim(s.logged_key, value=1, ttl=max(attempt.refused_for, 1)) for s in waiting)
 
 
-def _is_waiting(scope: _Scope) -> bool:
-    retry_at = cache.get(scope.wait_key)
-    return isinstance(retry_at, (int, float)) and retry_at > time.time()
-
-
-def reset_username(username: str) -> None:
-    """A successful sign-in clears its username's failures (not the address's)."""
-    scope = _username_scope(username)
-    cache.delete_many([scope.count_key, scope.wait_key, scope.logged_key])
+def reset_username(username: str, *, ip: str | None = None, browser: str | None = None) -> None:
+    """Forget a username's failures (its cap, its pair with `ip`, `browser`'s count): it proved who it is."""
+    scopes = [s for s in _scopes(username=username, ip=ip) if s.belongs_to_username]
+    if browser is not None:
+        scopes += _scopes(username=username, ip=ip, browser=browser)
+    store().delete(*(key for s in scopes for key in _keys_of(s)))
 
 
 def describe_wait(seconds: int) -> str:
@@ -140,25 +220,70 @@ def describe_wait(seconds: int) -> str:
     return f"in {minutes} minute{'s' if minutes != 1 else ''}"
 
 
-# --- Password reset emails ------------------------------------------------------
+# --- Known browsers -------------------------------------------------------------------
+
+KNOWN_BROWSER_COOKIE = "keygrant_known_browser"
+_KNOWN_BROWSER_SALT = "accounts.throttle.known-browser"
+_KNOWN_BROWSER_DAYS = 365
+
+
+def known_browser(cookie: str | None, username: str) -> str | None:
+    """The browser's id when its cookie says it signed in as `username` before; else None."""
+    if not cookie or not username:
+        return None
+    try:
+        data = signing.loads(cookie, salt=_KNOWN_BROWSER_SALT, max_age=_KNOWN_BROWSER_DAYS * 86400)
+    except (signing.BadSignature, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("b"), str):
+        return None
+    return data["b"] if secrets.compare_digest(str(data.get("u", "")), _digest(username)) else None
+
+
+def remember_browser(response: HttpResponse, *, username: str) -> None:
+    """Mark this browser as one `username` signed in from (a signed cookie, no server state)."""
+    value = signing.dumps({"u": _digest(username), "b": secrets.token_urlsafe(16)}, salt=_KNOWN_BROWSER_SALT)
+    response.set_cookie(
+        KNOWN_BROWSER_COOKIE,
+        value,
+        max_age=_KNOWN_BROWSER_DAYS * 86400,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+# --- Password reset emails ------------------------------------------------------------
 
 _RESET_WINDOW = 3600
 
 
-def reset_request_wait(*, email: str, ip: str | None) -> int:
-    """Count one password-reset request; seconds to wait when over the hourly limit (0: go ahead).
+def reset_request_wait(*, ip: str | None) -> int:
+    """Count one password-reset request from `ip`; seconds to wait when over the hourly limit (0: go ahead).
 
-    Limits both the requesting address and the target mailbox, whether or not
-    an account uses it, so the form can neither flood a mailbox nor tell
-    which addresses have accounts.
+    Limits what one address can make the site send, whoever the mail is for.
+    A request without a usable address is not limited here (see
+    accounts.counters.address_bucket); the per-mailbox limit still holds.
     """
-    digest = hashlib.sha256(email.strip().casefold().encode()).hexdigest()[:32]
-    now = time.time()
-    waits = []
-    for ident in (f"email:{digest}", f"address:{ip or 'unknown'}"):
-        key = f"{_PREFIX}:reset:{ident}"
-        cache.add(f"{key}:started", now, timeout=_RESET_WINDOW)
-        started = cache.get(f"{key}:started", now)
-        if count_hit(key, window=_RESET_WINDOW) > settings.PASSWORD_RESET_REQUESTS_PER_HOUR:
-            waits.append(max(1, math.ceil(started + _RESET_WINDOW - now)))
-    return max([0, *waits])
+    bucket = address_bucket(ip)
+    if bucket is None:
+        return 0
+    key = f"{_PREFIX}:reset:address:{bucket}"
+    counters, now = store(), time.time()
+    counters.claim(f"{key}:started", value=_ms(now), ttl=_RESET_WINDOW)
+    if counters.hit(key, window=_RESET_WINDOW) <= settings.PASSWORD_RESET_REQUESTS_PER_HOUR:
+        return 0
+    started = counters.get_many([f"{key}:started"]).get(f"{key}:started", _ms(now))
+    return max(1, math.ceil(started / 1000 + _RESET_WINDOW - now))
+
+
+def reset_mail_allowed(*, email: str) -> bool:
+    """Whether this mailbox may get another reset link this hour (the first PASSWORD_RESET_REQUESTS_PER_HOUR may).
+
+    Past the limit the request is answered as usual but sends nothing: the
+    mailbox already holds that many links from this hour, and each works
+    until it is used, so its owner can always reset their password; what
+    the limit stops is somebody else flooding that mailbox.
+    """
+    key = f"{_PREFIX}:reset:email:{_digest(email)}"
+    return store().hit(key, window=_RESET_WINDOW) <= settings.PASSWORD_RESET_REQUESTS_PER_HOUR

@@ -59,6 +59,12 @@ class LoginView(auth_views.LoginView):
     def get_context_data(self, **kwargs):
         return super().get_context_data(signup_enabled=settings.SIGNUP_ENABLED, **kwargs)
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # Its owner is never locked out of this browser by other people's failures (accounts.throttle).
+        throttle.remember_browser(response, username=form.get_user().get_username())
+        return response
+
     def form_invalid(self, form):
         response = super().form_invalid(form)
         if form.retry_after:
@@ -99,13 +105,20 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def form_valid(self, form):
-        wait = throttle.reset_request_wait(email=form.cleaned_data["email"], ip=client_ip(self.request))
+        email = form.cleaned_data["email"]
+        # The owner's own browser (one they signed in from) is never held back by other people's requests.
+        cookie = self.request.COOKIES.get(throttle.KNOWN_BROWSER_COOKIE)
+        owner = any(throttle.known_browser(cookie, user.get_username()) for user in form.get_users(email))
+        wait = 0 if owner else throttle.reset_request_wait(ip=client_ip(self.request))
         if wait:
             form.add_error(None, f"Too many password reset requests. Try again {throttle.describe_wait(wait)}.")
             response = self.form_invalid(form)
             response.status_code = 429
             response["Retry-After"] = str(wait)
             return response
+        if not owner and not throttle.reset_mail_allowed(email=email):
+            # The same answer as always, and no more mail: this hour's earlier links still work.
+            return HttpResponseRedirect(self.get_success_url())
         # Links in the email use the configured public URL, never the Host header.
         self.extra_email_context = {"base_url": settings.OAUTH_ISSUER}
         return super().form_valid(form)
@@ -113,9 +126,23 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 password_reset = PasswordResetView.as_view()
 password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
-password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
-    template_name="accounts/password_reset_confirm.html", success_url=reverse_lazy("accounts:password_reset_complete")
-)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # Whoever holds the mailbox is the owner: their failed sign-ins are
+        # forgotten, and this browser is theirs (accounts.throttle).
+        username = form.user.get_username()
+        throttle.reset_username(username, ip=client_ip(self.request))
+        throttle.remember_browser(response, username=username)
+        return response
+
+
+password_reset_confirm = PasswordResetConfirmView.as_view()
 password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
     template_name="accounts/password_reset_complete.html"
 )

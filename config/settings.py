@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -67,8 +68,8 @@ OAUTH_CODE_TTL_SECONDS = env.int("OAUTH_CODE_TTL_SECONDS", default=60)
 OAUTH_PENDING_REQUEST_TTL_SECONDS = env.int("OAUTH_PENDING_REQUEST_TTL_SECONDS", default=600)
 # RFC 8252 section 7.3: native apps on the user's own computer.
 OAUTH_ALLOW_LOOPBACK_CLIENTS = env.bool("OAUTH_ALLOW_LOOPBACK_CLIENTS", default=True)
-# Failed code redemptions: per code, and per client address in a window.
-OAUTH_CODE_MAX_FAILED_ATTEMPTS = env.int("OAUTH_CODE_MAX_FAILED_ATTEMPTS", default=5)
+# Failed code redemptions per client address in a window; past it, failures
+# are answered 429 slow_down (a right verifier always succeeds).
 OAUTH_TOKEN_FAILURES_PER_ADDRESS = env.int("OAUTH_TOKEN_FAILURES_PER_ADDRESS", default=30)
 OAUTH_TOKEN_FAILURE_WINDOW_SECONDS = env.int("OAUTH_TOKEN_FAILURE_WINDOW_SECONDS", default=300)
 
@@ -88,9 +89,15 @@ OAUTH_USER_CODE_FAILURES_ALLOWED = env.int("OAUTH_USER_CODE_FAILURES_ALLOWED", d
 OAUTH_RESOURCES = [OAUTH_ISSUER, *env.list("OAUTH_EXTRA_RESOURCES", default=[])]
 # Client ID Metadata Documents (an https URL as client_id, MCP 2025-11-25).
 OAUTH_CIMD_ENABLED = env.bool("OAUTH_CIMD_ENABLED", default=True)
+# The whole fetch (DNS, connect, TLS, headers, body) ends within the timeout.
 OAUTH_CIMD_TIMEOUT_SECONDS = env.float("OAUTH_CIMD_TIMEOUT_SECONDS", default=3.0)
 OAUTH_CIMD_MAX_BYTES = env.int("OAUTH_CIMD_MAX_BYTES", default=5120)
+OAUTH_CIMD_MAX_HEADER_BYTES = env.int("OAUTH_CIMD_MAX_HEADER_BYTES", default=8192)
 OAUTH_CIMD_CACHE_SECONDS = env.int("OAUTH_CIMD_CACHE_SECONDS", default=300)
+# A failed fetch is remembered per host; fetches per minute per host, per
+# address fetched from and per client address asking (oauthprovider/cimd.py).
+OAUTH_CIMD_FAILURE_CACHE_SECONDS = env.int("OAUTH_CIMD_FAILURE_CACHE_SECONDS", default=60)
+OAUTH_CIMD_FETCHES_PER_MINUTE = env.int("OAUTH_CIMD_FETCHES_PER_MINUTE", default=10)
 # Tests only: fetch metadata documents over http:// from loopback addresses.
 OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH = env.bool("OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH", default=False)
 if OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH and not DEVELOPMENT:
@@ -110,6 +117,15 @@ KEY_ENCRYPTION_KEYS = [
     ).split(",")
     if k.strip()
 ]
+for _position, _key in enumerate(KEY_ENCRYPTION_KEYS, start=1):
+    # Refused at start-up (and by `manage.py check`), not when the first key is created.
+    try:
+        Fernet(_key)
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            f"KEY_ENCRYPTION_KEYS: entry {_position} of {len(KEY_ENCRYPTION_KEYS)} is not a Fernet key "
+            "(32 url-safe base64-encoded bytes, as Fernet.generate_key() makes them)."
+        ) from None
 # Last-used times are written at most this often per key.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
 
@@ -118,19 +134,22 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SEC
 # Self-service sign-up: open in development, closed in production unless the
 # operator opens it (an open provider hands API keys to anyone who registers).
 SIGNUP_ENABLED = env.bool("SIGNUP_ENABLED", default=DEVELOPMENT)
-# Failed sign-ins, counted per username and per client address in the cache
-# (CACHE_URL: shared across instances). Past "slowdown" failures each attempt
-# must wait LOGIN_THROTTLE_DELAY_SECONDS, doubling per failure; at "lockout"
-# attempts are refused for LOGIN_THROTTLE_LOCKOUT_SECONDS. See docs/accounts.md.
+# Failed sign-ins (accounts/throttle.py), counted per username from one
+# client address, per address, and per username from all addresses (a much
+# higher cap). Past "slowdown" failures each attempt must wait
+# LOGIN_THROTTLE_DELAY_SECONDS, doubling per failure; at "lockout" attempts
+# are refused for LOGIN_THROTTLE_LOCKOUT_SECONDS. See docs/accounts.md.
 LOGIN_THROTTLE_WINDOW_SECONDS = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900)
 LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER = env.int("LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER", default=3)
 LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER", default=10)
+LOGIN_THROTTLE_USERNAME_CAP = env.int("LOGIN_THROTTLE_USERNAME_CAP", default=100)
 LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER", default=10)
 LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER = env.int("LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER", default=30)
 LOGIN_THROTTLE_DELAY_SECONDS = env.int("LOGIN_THROTTLE_DELAY_SECONDS", default=5)
 LOGIN_THROTTLE_LOCKOUT_SECONDS = env.int("LOGIN_THROTTLE_LOCKOUT_SECONDS", default=900)
 # Password-reset emails: at most this many requests per hour per client
-# address and per email address (whether or not an account uses it).
+# address (more are refused) and this many emails per hour per mailbox (more
+# requests are answered as usual and send nothing: the earlier links work).
 PASSWORD_RESET_REQUESTS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_PER_HOUR", default=5)
 
 # --- Operations --------------------------------------------------------------
@@ -246,6 +265,24 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
             "socket_timeout": env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default=0.5),
         }
     )
+# Where the rate-limit counters live (accounts/counters.py). DESIGN.md "Operators":
+# the limits are shared by every worker without any set-up, never per-process
+# memory when DEBUG is off. A cache whose increments are atomic and shared
+# (Redis, Memcached) holds them across instances; anything else (the default
+# local memory, file or database caches) means the database table, which
+# every worker of an instance shares. Development and tests may count in memory.
+_ATOMIC_SHARED_CACHES = (
+    "django.core.cache.backends.redis.RedisCache",
+    "django_redis.cache.RedisCache",
+    "django.core.cache.backends.memcached.PyMemcacheCache",
+    "django.core.cache.backends.memcached.PyLibMCCache",
+)
+_cache_backend = CACHES["default"]["BACKEND"]
+RATE_LIMIT_STORE = (
+    "cache"
+    if _cache_backend in _ATOMIC_SHARED_CACHES or (DEVELOPMENT and _cache_backend.endswith(".LocMemCache"))
+    else "database"
+)
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
@@ -338,6 +375,9 @@ if not ISSUER_IS_HTTPS:
         "security.W012",  # secure session cookie
         "security.W016",  # secure CSRF cookie
     ]
+
+# Error reports never carry a code, verifier, key or secret (config/reporting.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.SecretsFilter"
 
 LOGGING = {
     "version": 1,

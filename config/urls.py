@@ -4,6 +4,11 @@ from django.urls import include, path
 admin.site.site_header = "Keygrant administration"
 admin.site.site_title = "Keygrant admin"
 
+handler400 = "config.views.bad_request"
+handler403 = "config.views.permission_denied"
+handler404 = "config.views.page_not_found"
+handler500 = "config.views.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("oauthprovider.urls")),

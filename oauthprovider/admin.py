@@ -7,7 +7,9 @@ Grants change only through the two revoke actions, which follow DESIGN.md
 from collections import defaultdict
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -19,6 +21,7 @@ from accounts.admin_utils import (
     BOTH_LOCATIONS,
     ConfirmRow,
     HostnameSearchMixin,
+    NulSafeChangelistMixin,
     ReadOnlyAdminMixin,
     client_filter,
     confirmation_page,
@@ -29,7 +32,12 @@ from accounts.admin_utils import (
 from accounts.audit import RequestContext
 from accounts.clients import display_name, self_named_record
 from accounts.models import ApiKey
-from oauthprovider.introspection import resource_server_create, resource_server_revoke
+from oauthprovider.introspection import (
+    resource_server_create,
+    resource_server_revoke,
+    resource_server_set_resources,
+    served_resources,
+)
 from oauthprovider.models import AuthorizationCode, DeviceAuthorization, Grant, ResourceServer
 from oauthprovider.services import grant_revoke
 
@@ -70,7 +78,7 @@ def _key_note(grant: Grant, *, revoke_key: bool, consent_keys: list[ApiKey]) -> 
 
 
 @admin.register(Grant)
-class GrantAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
+class GrantAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     list_display = ("user", "client", "key_prefix", "first_authorized_at", "last_authorized_at", "status")
     list_select_related = ("user", "key", "revoked_by_user")
     hostname_search_field = "client_id"
@@ -247,7 +255,7 @@ class CodeStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuthorizationCode)
-class AuthorizationCodeAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
+class AuthorizationCodeAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Read-only; the code hash and the PKCE challenge are never shown."""
 
     list_display = ("client", "user", "state", "created_at", "expires_at", "redeemed_at", "failed_attempts")
@@ -296,34 +304,76 @@ class AuthorizationCodeAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.Mode
 # --- Resource servers ------------------------------------------------------------------
 
 
+class ResourceServerForm(forms.ModelForm):
+    resources = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=(
+            "The resource URLs (RFC 8707) this server serves, one per line, each OAUTH_ISSUER or one of "
+            "OAUTH_EXTRA_RESOURCES (or a URL below one). Introspection tells the server only about keys "
+            "whose grants name one of them."
+        ),
+    )
+
+    class Meta:
+        model = ResourceServer
+        fields = ("name", "resources")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["resources"] = "\n".join(self.instance.resources)
+
+    def clean_resources(self) -> list[str]:
+        try:
+            return served_resources(self.cleaned_data["resources"].splitlines())
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 @admin.register(ResourceServer)
-class ResourceServerAdmin(admin.ModelAdmin):
+class ResourceServerAdmin(NulSafeChangelistMixin, admin.ModelAdmin):
     """Introspection credentials for resource servers (MCP servers, separate APIs).
 
     Adding one issues a client_id and secret, shown once on the next page;
-    only the secret's hash is kept. Credentials are revoked, never edited or deleted.
+    only the secret's hash is kept. Credentials are revoked, never deleted;
+    of an active server only the resources it serves can be changed (recorded
+    in the audit log).
     """
 
-    list_display = ("name", "client_id", "created_at", "last_used_at", "status")
+    form = ResourceServerForm
+    list_display = ("name", "client_id", "served", "created_at", "last_used_at", "status")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "client_id")
-    fields = ("name", "client_id", "created_at", "last_used_at", "revoked_at")
+    fields = ("name", "resources", "client_id", "created_at", "last_used_at", "revoked_at")
     readonly_fields = ("client_id", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke_credentials"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", *self.readonly_fields) if obj is not None else self.readonly_fields
+
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
+        return (obj is None or obj.is_active) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="serves")
+    def served(self, server: ResourceServer) -> str:
+        return ", ".join(server.resources) or "nothing (every key is inactive to it)"
 
     @admin.display(description="status")
     def status(self, server: ResourceServer) -> str:
         return "Active" if server.is_active else f"Revoked {server.revoked_at:%Y-%m-%d %H:%M}"
 
     def save_model(self, request: HttpRequest, obj: ResourceServer, form, change: bool) -> None:
+        context = RequestContext.from_request(request)
+        if change:
+            resource_server_set_resources(
+                server=obj, resources=form.cleaned_data["resources"], context=context, actor=request.user
+            )
+            return
         server, client_id, secret = resource_server_create(
-            name=obj.name, context=RequestContext.from_request(request), actor=request.user
+            name=obj.name, resources=form.cleaned_data["resources"], context=context, actor=request.user
         )
         obj.pk, obj.client_id, obj.secret_hash = server.pk, server.client_id, server.secret_hash
         obj.created_at, obj._state.adding = server.created_at, False
@@ -412,7 +462,7 @@ class DeviceStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(DeviceAuthorization)
-class DeviceAuthorizationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeviceAuthorizationAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only; the device code and user code are never stored, let alone shown."""
 
     list_display = ("client", "user", "state", "created_at", "expires_at", "approved_at", "delivered_at")

@@ -3,6 +3,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import ApiKey
+from oauthprovider.protocol import resource_allowed
 
 
 class Grant(models.Model):
@@ -116,6 +117,9 @@ class ResourceServer(models.Model):
     name = models.CharField(max_length=100)
     client_id = models.CharField(max_length=64, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
+    # The RFC 8707 resources this server serves (OAUTH_RESOURCES entries, or URLs
+    # below one): introspection tells it only about keys whose grants name one.
+    resources = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -129,6 +133,10 @@ class ResourceServer(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def serves(self, resource: str) -> bool:
+        """Whether `resource` (as a grant records it) is this server's, or below one of its URLs."""
+        return resource_allowed(resource, self.resources)
 
 
 class DeviceAuthorization(models.Model):

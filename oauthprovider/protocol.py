@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from accounts.clients import LOOPBACK_HOSTS, ascii_host, is_document_url, self_named_record
+from accounts.clients import LOOPBACK_HOSTS, ascii_host, is_document_url, self_named_record, without_format_characters
 
 SCOPE_KEY_READ = "key:read"
 SUPPORTED_SCOPES = (SCOPE_KEY_READ,)
@@ -123,10 +123,13 @@ class Client:
         return self.client_id if self.is_metadata_document else self.host
 
 
+_LOOPBACK_OFF = "Apps running on the user's own computer (loopback clients) are turned off here."
+
+
 def validate_self_name(raw: str | None, *, allow_loopback: bool) -> Client:
     """An app on the user's computer names itself: any short printable client_id (RFC 8252 apps)."""
     if not allow_loopback:
-        raise _bad_client("Apps running on the user's own computer (loopback clients) are turned off here.")
+        raise _bad_client(_LOOPBACK_OFF)
     return self_named_client(raw)
 
 
@@ -207,12 +210,15 @@ def _split_uri(raw: str) -> _UriParts:
     return _UriParts(scheme=match["scheme"], host=parts["host"].lower(), path=path)
 
 
-def validate_redirect_uri(raw: str | None, client: Client) -> str:
+def validate_redirect_uri(raw: str | None, client: Client, *, allow_loopback: bool = True) -> str:
     """DESIGN.md: an absolute https URL on the client's host, or a loopback one for an app
     that names itself, checked as a string.
 
     Returns `raw` unchanged: the caller redirects to exactly the string that
     was validated, never to one rebuilt by a parser (RFC 9700 section 4.1).
+    `allow_loopback` is the operators' switch for apps on the user's own
+    computer (RFC 8252); it also covers metadata-document clients that
+    redirect to a loopback address.
     """
     if raw is None:
         raise _bad_client("The redirect_uri parameter is missing.")
@@ -221,7 +227,11 @@ def validate_redirect_uri(raw: str | None, client: Client) -> str:
         # The document lists the redirect URIs: exact string match (RFC 9700 2.1).
         if raw not in client.redirect_uris:
             raise _bad_client("The redirect_uri is not one of those in the client's metadata document.")
-        if parts.host in LOOPBACK_HOSTS or (parts.scheme == "https" and parts.host == client.host):
+        if parts.host in LOOPBACK_HOSTS:
+            if not allow_loopback:
+                raise _bad_client(_LOOPBACK_OFF)
+            return raw
+        if parts.scheme == "https" and parts.host == client.host:
             return raw
         raise _bad_client("The redirect_uri must be on the client's own host, or a loopback address.")
     if client.is_self_named:
@@ -326,7 +336,10 @@ def client_from_metadata_document(url: str, document: Mapping[str, Any], *, host
     name = document.get("client_name")
     if not isinstance(name, str) or _has_control_chars(name):
         name = ""
-    name = " ".join(name.split())[:MAX_CLIENT_NAME]
+    # Bidirectional and other format characters (U+202E, U+2066-2069, ...) could
+    # reorder the consent sentence around the name: they are dropped (and the
+    # page isolates the name, <bdi>).
+    name = " ".join(without_format_characters(name).split())[:MAX_CLIENT_NAME]
     return Client(
         client_id=url,
         host=host,
@@ -432,9 +445,10 @@ def parse_client(
     return validate_client_id(raw, allow_loopback=allow_loopback)
 
 
-def parse_redirect_uri(params: Params, client: Client) -> str:
+def parse_redirect_uri(params: Params, client: Client, *, allow_loopback: bool = True) -> str:
     """The redirect_uri: checked second, against the client."""
-    return validate_redirect_uri(single_param(params, "redirect_uri", max_length=MAX_REDIRECT_URI), client)
+    raw = single_param(params, "redirect_uri", max_length=MAX_REDIRECT_URI)
+    return validate_redirect_uri(raw, client, allow_loopback=allow_loopback)
 
 
 def usable_state(params: Params) -> str | None:

@@ -176,9 +176,9 @@ def _code_matches(code: AuthorizationCode, token_request: TokenRequest) -> bool:
 def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, matches: bool) -> None:
     if code.is_expired():
         raise OAuthError("invalid_grant", _UNUSABLE_CODE)
-    if code.failed_attempts >= settings.OAUTH_CODE_MAX_FAILED_ATTEMPTS:
-        raise OAuthError("invalid_grant", "Too many failed attempts for this code; start the authorization again.")
     if not matches:
+        # Counted (admin shows it), never held against the code: failures by
+        # anyone else must not make it unusable for its holder (DESIGN.md).
         AuthorizationCode.objects.filter(pk=code.pk).update(failed_attempts=F("failed_attempts") + 1)
         raise OAuthError(
             "invalid_grant",
@@ -282,6 +282,10 @@ def key_return(*, raw_key: str, clients: list[str] | None, context: RequestConte
     user chose from their own keys stays active, as when the user revokes
     the grant. Unknown keys and other apps' grants are left alone, silently.
     Without a client, a key created for an app identifies that app.
+
+    Public clients prove nothing but holding the key, so a key that several
+    apps were given speaks for none of them: any of them could be asking in
+    another's name (issue #13). Nothing is revoked then.
     """
     key = ApiKey.objects.for_raw_key(raw_key)
     if key is None:
@@ -289,8 +293,25 @@ def key_return(*, raw_key: str, clients: list[str] | None, context: RequestConte
     clients = clients or [key.created_for_client]
     if not any(clients):
         return
+    holders = _apps_given(key)
+    if holders - set(clients):
+        logger.info("revocation by %s ignored: key %s was also given to other apps", clients[0], key.prefix)
+        return
     grant = Grant.objects.filter(user_id=key.user_id, client_id__in=clients, key=key).first()
     if grant is not None:
         grant_revoke(grant=grant, by=Grant.RevokedBy.CLIENT, context=context)
     elif key.created_for_client in clients:
         key_revoke(key=key, context=context, actor_kind=AuditEvent.Actor.CLIENT, reason="returned by the app")
+
+
+def _apps_given(key: ApiKey) -> set[str]:
+    """Every app that was handed `key` or holds it in a grant (as grants record apps).
+
+    The audit log's `token_issued` events are the lasting record of hand-outs
+    (codes are purged, a grant names only its latest key).
+    """
+    handed = AuditEvent.objects.filter(
+        kind=AuditEvent.Kind.TOKEN_ISSUED, subject_id=key.user_id, key_prefix=key.prefix
+    ).values_list("client_id", flat=True)
+    held = Grant.objects.filter(key=key).values_list("client_id", flat=True)
+    return {*handed, *held, *([key.created_for_client] if key.created_for_client else [])}

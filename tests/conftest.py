@@ -1,5 +1,6 @@
 """Shared fixtures: people (alice, bob, mallory), PKCE pairs, and a flow driver."""
 
+import importlib
 import re
 import secrets
 import time
@@ -8,12 +9,40 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection, connections
+from django.db.utils import load_backend
 from django.test import Client
 
 from accounts.audit import SYSTEM
 from accounts.models import ApiKey, User
 from accounts.services import key_create
 from oauthprovider.protocol import s256_challenge
+
+
+def _flush_around_the_audit_guard() -> None:
+    """Let the test runner empty tables between transactional tests on SQLite.
+
+    Its flush is a DELETE per table, which the audit log's append-only
+    trigger refuses (accounts migration 0007), as it should in service. For
+    the flush only, the trigger is dropped and created again in the same
+    transaction; nothing else in the tests can delete an event.
+    """
+    from django.db.backends.sqlite3.base import DatabaseOperations
+
+    guard = importlib.import_module("accounts.migrations.0007_auditevent_no_delete_on_sqlite")
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, **kwargs):
+        statements = original(self, style, tables, **kwargs)
+        if "accounts_auditevent" not in tables:
+            return statements
+        return [guard.SQLITE_DROP, *statements, guard.SQLITE_CREATE]
+
+    DatabaseOperations.sql_flush = sql_flush
+
+
+_flush_around_the_audit_guard()
 
 CLIENT_ID = "yourapp.com"
 REDIRECT_URI = "https://yourapp.com/callback"
@@ -142,6 +171,40 @@ def exchange(client: Client, code: str, pkce: PkcePair, **overrides):
     }
     data.update(overrides)
     return token_request(client, **{k: v for k, v in data.items() if v is not None})
+
+
+@pytest.fixture(params=["cache", "database"])
+def counter_store(request, settings) -> str:
+    """Run a rate-limit test with each counter store (accounts/counters.py)."""
+    settings.RATE_LIMIT_STORE = request.param
+    return request.param
+
+
+@pytest.fixture
+def shared_database(transactional_db, tmp_path):
+    """A database that threads really share: the test database, or a SQLite file.
+
+    On PostgreSQL, threads use the test database. On SQLite, pytest-django's
+    test database is a shared-cache in-memory database, whose table locks
+    fail at once ("database table is locked") instead of waiting, so the
+    test moves to a migrated SQLite *file* for its duration: the same set-up
+    production uses (WAL, IMMEDIATE transactions, a busy timeout).
+    """
+    if connection.vendor != "sqlite":
+        yield
+        return
+    original_settings = connections.settings["default"]
+    original_connection = connections["default"]
+    file_settings = {**original_settings, "NAME": str(tmp_path / "shared.sqlite3")}
+    connections.settings["default"] = file_settings  # what new threads connect to
+    connections["default"] = load_backend(file_settings["ENGINE"]).DatabaseWrapper(file_settings, "default")
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield
+    finally:
+        connections["default"].close()
+        connections.settings["default"] = original_settings
+        connections["default"] = original_connection
 
 
 class Clock:

@@ -5,6 +5,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+import pytest
 from django.contrib import admin
 from django.db import connection
 from django.test import Client
@@ -154,3 +155,122 @@ def test_the_admin_never_shows_a_key_a_code_or_a_verifier(alice, alice_client):
 
     shown = operator.get(changelist).content.decode()
     assert all(key.prefix in shown for key in ApiKey.objects.all()), "keys are listed by their prefix"
+
+
+# --- Error reports (issue #13: machine endpoints declare their secrets) -----------------------
+
+
+class ReportCatcher:
+    """The text and HTML error reports Django would mail for each request that raised."""
+
+    def __init__(self) -> None:
+        self.reports: list[str] = []
+
+    def __call__(self, sender, request=None, **kwargs) -> None:
+        import sys
+
+        from django.views.debug import ExceptionReporter
+
+        reporter = ExceptionReporter(request, *sys.exc_info(), is_email=True)
+        self.reports.append(reporter.get_traceback_text() + reporter.get_traceback_html())
+
+
+@pytest.fixture
+def reports():
+    from django.core.signals import got_request_exception
+
+    catcher = ReportCatcher()
+    got_request_exception.connect(catcher)
+    yield catcher
+    got_request_exception.disconnect(catcher)
+
+
+def boom(*args, **kwargs):
+    raise RuntimeError("a failure deep inside")
+
+
+def form(path: str, **data):
+    from urllib.parse import urlencode
+
+    return Client(raise_request_exception=False).post(
+        path, urlencode(data), content_type="application/x-www-form-urlencoded"
+    )
+
+
+@pytest.mark.parametrize(
+    ("view", "names"),
+    [
+        ("oauthprovider.views.token.token", {"code", "code_verifier", "client_secret"}),
+        ("oauthprovider.views.revoke.revoke", {"token", "client_secret"}),
+        ("oauthprovider.views.introspect.introspect", {"token", "client_secret"}),
+        ("oauthprovider.views.register.register", "__ALL__"),
+    ],
+)
+def test_every_machine_endpoint_declares_its_secret_parameters(view, names):
+    from django.test import RequestFactory
+    from django.utils.module_loading import import_string
+
+    request = RequestFactory().post("/", {})
+    import_string(view)(request)  # the decorator marks the request it sees
+    marked = request.sensitive_post_parameters
+    assert marked == "__ALL__" if names == "__ALL__" else set(marked) >= names
+
+
+def test_a_failing_token_exchange_reports_no_code_verifier_or_key(alice_client, reports, monkeypatch):
+    pkce = new_pkce_pair()
+    code = query_of(approve(alice_client, authorize_params(pkce)))["code"][0]
+    raw = ApiKey.objects.get().plaintext()
+    monkeypatch.setattr("oauthprovider.services.audit_record", boom)  # after the key was decrypted
+    response = form(
+        "/getKeys/token",
+        grant_type="authorization_code",
+        code=code,
+        client_id="yourapp.com",
+        redirect_uri="https://yourapp.com/callback",
+        code_verifier=pkce.verifier,
+        client_secret="a-secret-nobody-should-send",
+    )
+    assert response.status_code == 500
+    [report] = reports.reports
+    assert "a failure deep inside" in report
+    for secret in (code, pkce.verifier, raw, "a-secret-nobody-should-send"):
+        assert secret not in report
+
+
+def test_a_failing_revocation_reports_no_key(alice, reports, monkeypatch):
+    _, raw = key_create(user=alice, name="laptop", context=SYSTEM, created_for_client="yourapp.com")
+    monkeypatch.setattr("oauthprovider.services.key_revoke", boom)
+    assert form("/getKeys/revoke", token=raw, client_id="yourapp.com").status_code == 500
+    [report] = reports.reports
+    assert "a failure deep inside" in report and raw not in report
+
+
+def test_a_failing_introspection_reports_neither_key_nor_secret(alice, reports, monkeypatch, settings):
+    import base64
+
+    from oauthprovider.introspection import resource_server_create
+
+    _, raw = key_create(user=alice, name="laptop", context=SYSTEM)
+    _, client_id, secret = resource_server_create(name="rs", resources=[settings.OAUTH_ISSUER])
+    monkeypatch.setattr("oauthprovider.views.introspect.key_introspect", boom)
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    response = Client(raise_request_exception=False).post(
+        "/getKeys/introspect",
+        f"token={raw}",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=f"Basic {basic}",
+    )
+    assert response.status_code == 500
+    [report] = reports.reports
+    for leaked in (raw, secret, basic):
+        assert leaked not in report
+
+
+def test_a_failing_api_call_reports_no_key(alice, reports, monkeypatch):
+    _, raw = key_create(user=alice, name="laptop", context=SYSTEM)
+    monkeypatch.setattr(ApiKey, "last_used_is_stale", boom)
+    for header in ({"HTTP_X_API_KEY": raw}, {"HTTP_AUTHORIZATION": f"Bearer {raw}"}):
+        assert Client(raise_request_exception=False).get("/v1/me", **header).status_code == 500
+    assert len(reports.reports) == 2
+    for report in reports.reports:
+        assert "a failure deep inside" in report and raw not in report

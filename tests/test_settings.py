@@ -71,6 +71,27 @@ def test_production_refuses_to_start_without_real_values(production_env, name, v
     assert "ImproperlyConfigured" in result.stderr and name in result.stderr
 
 
+@pytest.mark.parametrize(
+    "keys",
+    [
+        "not-a-fernet-key",
+        "{good},c2hvcnQ=",  # the second is valid base64 but 5 bytes
+        "{good},{truncated}",
+        "!" * 44,
+    ],
+)
+def test_an_invalid_key_encryption_key_is_refused_at_start_up(production_env, keys):
+    """Issue #13 item 16: it used to pass `check` and fail only when the first key was created."""
+    good = Fernet.generate_key().decode()
+    keys = keys.format(good=good, truncated=good[:40])
+    result = manage({**production_env, "KEY_ENCRYPTION_KEYS": keys}, "check")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "KEY_ENCRYPTION_KEYS" in result.stderr
+    assert "is not a Fernet key" in result.stderr
+    for key in keys.split(","):
+        assert key not in result.stderr  # a secret is never printed
+
+
 def test_https_settings_follow_an_https_issuer(production_env):
     values = settings_of(
         production_env,

@@ -57,7 +57,7 @@ class Config:
         if missing:
             raise SystemExit(
                 f"Set {' and '.join(missing)}: resource-server credentials from Keygrant "
-                "(python manage.py create_resource_server example-mcp)."
+                "(python manage.py create_resource_server example-mcp --resource <MCP_SERVER_URL>)."
             )
         return cls(
             # The issuer goes into the metadata verbatim: clients compare it

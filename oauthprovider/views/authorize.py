@@ -1,5 +1,7 @@
 """GET /getKeys/authorize (validate, log in, consent page) and its POST (the decision)."""
 
+import functools
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import TooManyFieldsSent
@@ -10,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts.audit import RequestContext
+from accounts.audit import RequestContext, client_ip
 from oauthprovider import pending, protocol
 from oauthprovider.cimd import resolve_metadata_client
 from oauthprovider.csrf import consent_csrf_protect
@@ -61,13 +63,13 @@ def _validated(request: HttpRequest, params: protocol.Params) -> AuthorizationRe
     errors in the client_id or redirect_uri are shown to the person only,
     later ones may also go back to the app, with the state when usable.
     """
+    loopback = settings.OAUTH_ALLOW_LOOPBACK_CLIENTS
+    fetch = functools.partial(resolve_metadata_client, requester=client_ip(request))
     try:
         client = protocol.parse_client(
-            params,
-            allow_loopback=settings.OAUTH_ALLOW_LOOPBACK_CLIENTS,
-            resolve_metadata_client=resolve_metadata_client if settings.OAUTH_CIMD_ENABLED else None,
+            params, allow_loopback=loopback, resolve_metadata_client=fetch if settings.OAUTH_CIMD_ENABLED else None
         )
-        redirect_uri = protocol.parse_redirect_uri(params, client)
+        redirect_uri = protocol.parse_redirect_uri(params, client, allow_loopback=loopback)
     except OAuthError as exc:
         return error_page(request, exc)
     try:

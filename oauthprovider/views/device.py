@@ -17,9 +17,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts import throttle
 from accounts.audit import RequestContext, client_ip
 from accounts.clients import ClientName
+from accounts.counters import address_bucket, count_hit, hits
 from oauthprovider import pending
 from oauthprovider.csrf import consent_csrf_protect
 from oauthprovider.device_flow import (
@@ -57,11 +57,7 @@ def _enabled() -> None:
 def device_code(request: HttpRequest) -> HttpResponse:
     """RFC 8628 sections 3.1-3.2; errors as RFC 6749 5.2."""
     _enabled()
-    counter = f"oauth:device-requests:{client_ip(request) or 'unknown'}"
-    if (
-        throttle.count_hit(counter, window=WINDOW_SECONDS["device_requests"])
-        > settings.OAUTH_DEVICE_REQUESTS_PER_ADDRESS
-    ):
+    if _too_many_device_requests(request):
         retry = WINDOW_SECONDS["device_requests"]
         return oauth_error_response(
             OAuthError(
@@ -92,15 +88,24 @@ def device_code(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _too_many_device_requests(request: HttpRequest) -> bool:
+    bucket = address_bucket(client_ip(request))
+    if bucket is None:  # no usable address: no shared bucket (accounts.counters)
+        return False
+    window = WINDOW_SECONDS["device_requests"]
+    return count_hit(f"oauth:device-requests:{bucket}", window=window) > settings.OAUTH_DEVICE_REQUESTS_PER_ADDRESS
+
+
 # --- The person's page --------------------------------------------------------------------
 
 
 def _failure_counters(request: HttpRequest) -> list[str]:
     """Wrong user codes count per person and per address (section 5.1)."""
-    return [
-        f"oauth:user-code-failures:user:{request.user.pk}",
-        f"oauth:user-code-failures:address:{client_ip(request)}",
-    ]
+    counters = [f"oauth:user-code-failures:user:{request.user.pk}"]
+    bucket = address_bucket(client_ip(request))
+    if bucket is not None:
+        counters.append(f"oauth:user-code-failures:address:{bucket}")
+    return counters
 
 
 def _entry_page(request: HttpRequest, *, typed: str = "", error: str = "", status: int = 200) -> HttpResponse:
@@ -123,7 +128,7 @@ def device(request: HttpRequest) -> HttpResponse:
         return _entry_page(request)
     typed = typed[:64]
     counters = _failure_counters(request)
-    if max(throttle.hits(c) for c in counters) >= settings.OAUTH_USER_CODE_FAILURES_ALLOWED:
+    if max(hits(c) for c in counters) >= settings.OAUTH_USER_CODE_FAILURES_ALLOWED:
         minutes = WINDOW_SECONDS["user_code_failures"] // 60
         response = _entry_page(
             request, typed=typed, error=f"Too many wrong codes. Try again in {minutes} minutes.", status=429
@@ -133,7 +138,7 @@ def device(request: HttpRequest) -> HttpResponse:
     authorization = pending_device_authorization(typed)
     if authorization is None:
         for counter in counters:
-            throttle.count_hit(counter, window=WINDOW_SECONDS["user_code_failures"])
+            count_hit(counter, window=WINDOW_SECONDS["user_code_failures"])
         error = "That code is not valid, has expired or was already used. Check the code your device shows."
         return _entry_page(request, typed=typed, error=error, status=400)
     user_code = format_user_code(normalize_user_code(typed))

@@ -43,7 +43,8 @@ def introspect(request: HttpRequest) -> HttpResponse:
     try:
         params = form_params(request)
         credentials = _credentials(request, params)
-        if credentials is None or resource_server_authenticate(client_id=credentials[0], secret=credentials[1]) is None:
+        server = resource_server_authenticate(client_id=credentials[0], secret=credentials[1]) if credentials else None
+        if server is None:
             return _unauthorized()
         token = protocol.single_param(params, "token", max_length=protocol.MAX_CODE)
         protocol.single_param(params, "token_type_hint", max_length=protocol.MAX_SHORT)
@@ -51,4 +52,4 @@ def introspect(request: HttpRequest) -> HttpResponse:
             raise OAuthError("invalid_request", "The token parameter is missing.")
     except OAuthError as exc:
         return oauth_error_response(exc)
-    return no_store(JsonResponse(key_introspect(raw_key=token)))
+    return no_store(JsonResponse(key_introspect(raw_key=token, server=server)))

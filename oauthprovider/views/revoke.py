@@ -31,7 +31,7 @@ def _recorded_forms(raw: str) -> list[str]:
 @csrf_exempt  # no cookie is read here, so there is nothing to forge
 @public_cors(methods=["POST"])
 @allow_methods("POST")
-@sensitive_post_parameters("token")
+@sensitive_post_parameters("token", "client_secret")
 def revoke(request: HttpRequest) -> HttpResponse:
     try:
         params = form_params(request)

@@ -72,12 +72,12 @@ def test_the_database_refuses_to_update_an_event(event):
     assert AuditEvent.objects.get(pk=event.pk).kind == AuditEvent.Kind.KEY_CREATED
 
 
-@pytest.mark.postgres
-def test_postgresql_refuses_to_delete_an_event(event):
-    if connection.vendor != "postgresql":
-        pytest.skip("the DELETE trigger exists on PostgreSQL only")
+def test_the_database_refuses_to_delete_an_event(event):
+    """Issue #13 item 17: on SQLite a raw DELETE used to remove rows (migration 0007 closes it)."""
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM accounts_auditevent")
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM accounts_auditevent WHERE id = %s", [event.pk])
     assert AuditEvent.objects.filter(pk=event.pk).exists()
 
 

@@ -235,3 +235,21 @@ def test_the_grant_page_links_to_its_codes_and_events(operator_client, alice, gr
     assert "Consent granted" in listed
     codes = f"{reverse('admin:oauthprovider_authorizationcode_changelist')}?grant__id__exact={grant_with_new_key.pk}"
     assert operator_client.get(codes).status_code == 200
+
+
+LISTS = [
+    "admin:oauthprovider_grant_changelist",
+    "admin:oauthprovider_authorizationcode_changelist",
+    "admin:oauthprovider_resourceserver_changelist",
+    "admin:accounts_apikey_changelist",
+    "admin:accounts_auditevent_changelist",
+    "admin:accounts_user_changelist",
+]
+
+
+@pytest.mark.parametrize("query", ["client=%00", "username=a%00", "kind__exact=%00", "q=a%00b", "o=%00", "%00=1"])
+@pytest.mark.parametrize("url", LISTS)
+def test_a_nul_byte_in_a_list_filter_is_an_invalid_filter_not_a_crash(operator_client, url, query):
+    """Issue #13 item 15: PostgreSQL refuses NUL in text; `?client=%00` answered 500."""
+    response = operator_client.get(reverse(url) + "?" + query, follow=True)
+    assert response.status_code == 200

@@ -5,12 +5,13 @@ provider with its production code paths, the example MCP server runs under
 uvicorn in a thread, and clients are the maintained libraries themselves.
 """
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from accounts.models import User
+from accounts.models import ApiKey, User
 from tests.interop.browser import Browser
 from tests.interop.servers import (
     StaticJsonServer,
@@ -54,12 +55,38 @@ class ResourceServerCredentials:
 
 
 @pytest.fixture
-def resource_server(transactional_db) -> ResourceServerCredentials:
-    """Introspection credentials, as an operator issues them in admin."""
+def mcp_socket() -> Iterator[socket.socket]:
+    """Where the example MCP server will listen: its URL is known before anything is issued for it."""
+    sock = listening_socket()
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def mcp_url(mcp_socket) -> str:
+    host, port = mcp_socket.getsockname()[:2]
+    return f"http://{host}:{port}/mcp"
+
+
+@pytest.fixture
+def resource_server(keygrant, mcp_url, settings, transactional_db) -> ResourceServerCredentials:
+    """Introspection credentials for the example MCP server's resource, as an operator issues them in admin."""
     from oauthprovider.introspection import resource_server_create
 
-    _, client_id, secret = resource_server_create(name="example-mcp")
+    settings.OAUTH_RESOURCES = [keygrant, mcp_url]  # OAUTH_EXTRA_RESOURCES=<its URL>
+    _, client_id, secret = resource_server_create(name="example-mcp", resources=[mcp_url])
     return ResourceServerCredentials(client_id=client_id, secret=secret)
+
+
+def key_handed_to(user: User, resource: str, *, client_id: str = "interop-app.example") -> tuple[ApiKey, str]:
+    """A key the user gave an app through a consent that named `resource` (as the grant records it)."""
+    from accounts.audit import SYSTEM
+    from accounts.services import key_create
+    from oauthprovider.models import Grant
+
+    key, raw = key_create(user=user, name="terminal", context=SYSTEM, created_for_client=client_id)
+    Grant.objects.create(user=user, client_id=client_id, key=key, scope="key:read", resources=[resource])
+    return key, raw
 
 
 @dataclass(frozen=True)
@@ -70,13 +97,12 @@ class McpServer:
 
 
 @pytest.fixture
-def example_mcp(keygrant, resource_server, settings) -> Iterator[McpServer]:
+def example_mcp(keygrant, resource_server, mcp_socket, mcp_url) -> Iterator[McpServer]:
     """examples/mcp-server on a free port, registered with Keygrant as a resource."""
     example = load_example_server()
-    sock = listening_socket()
+    sock = mcp_socket
     host, port = sock.getsockname()[:2]
-    url = f"http://{host}:{port}/mcp"
-    settings.OAUTH_RESOURCES = [keygrant, url]
+    url = mcp_url
     config = example.Config(
         issuer=keygrant,
         server_url=url,

@@ -6,6 +6,7 @@ import pytest
 
 from accounts.audit import SYSTEM
 from accounts.services import key_create, key_revoke
+from tests.interop.conftest import key_handed_to
 from tests.interop.mcp_client import call_tool_with_key
 from tests.interop.servers import load_example_server
 
@@ -43,7 +44,7 @@ def test_its_protected_resource_metadata_names_keygrant_byte_for_byte(keygrant, 
 
 
 def test_its_tool_calls_keygrants_api_with_the_key(example_mcp, carol):
-    _, raw = key_create(user=carol, name="terminal", context=SYSTEM)
+    _, raw = key_handed_to(carol, example_mcp.url)
 
     text = call_tool_with_key(example_mcp.url, raw)
 
@@ -54,7 +55,7 @@ def test_its_tool_calls_keygrants_api_with_the_key(example_mcp, carol):
 
 
 def test_it_refuses_a_key_once_it_is_revoked(keygrant, example_mcp, carol, resource_server):
-    key, raw = key_create(user=carol, name="terminal", context=SYSTEM)
+    key, raw = key_handed_to(carol, example_mcp.url)
     assert post_to_mcp(example_mcp.url, Authorization=f"Bearer {raw}").status_code == 200
 
     key_revoke(key=key, context=SYSTEM)
@@ -77,8 +78,17 @@ def test_it_refuses_an_unknown_key(example_mcp):
     assert response.status_code == 401
 
 
-def test_introspection_describes_an_active_key_without_returning_it(keygrant, carol, resource_server):
-    _, raw = key_create(user=carol, name="terminal", context=SYSTEM)
+def test_it_refuses_a_key_that_was_never_handed_to_it(example_mcp, carol):
+    """Introspection answers only about keys whose grants name the asking server (issue #13 item 11)."""
+    _, own = key_create(user=carol, name="made by carol", context=SYSTEM)
+    _, elsewhere = key_handed_to(carol, "http://127.0.0.1:9/another-mcp", client_id="elsewhere.example")
+
+    assert post_to_mcp(example_mcp.url, Authorization=f"Bearer {own}").status_code == 401
+    assert post_to_mcp(example_mcp.url, Authorization=f"Bearer {elsewhere}").status_code == 401
+
+
+def test_introspection_describes_an_active_key_without_returning_it(keygrant, carol, resource_server, mcp_url):
+    _, raw = key_handed_to(carol, mcp_url)
 
     response = httpx.post(
         f"{keygrant}/getKeys/introspect",
@@ -93,11 +103,12 @@ def test_introspection_describes_an_active_key_without_returning_it(keygrant, ca
     assert info["scope"] == "key:read"
     assert info["username"] == "carol"
     assert info["token_type"] == "Bearer"
+    assert info["aud"] == [mcp_url]
     assert raw not in response.text
 
 
-def test_the_verifier_accepts_nothing_when_its_own_credentials_are_wrong(keygrant, carol, resource_server):
-    _, raw = key_create(user=carol, name="terminal", context=SYSTEM)
+def test_the_verifier_accepts_nothing_when_its_own_credentials_are_wrong(keygrant, carol, resource_server, mcp_url):
+    _, raw = key_handed_to(carol, mcp_url)
     example = load_example_server()
 
     def verifier(secret: str):

@@ -11,37 +11,16 @@ set-up production uses (WAL, IMMEDIATE transactions, a busy timeout).
 import threading
 from urllib.parse import urlencode
 
-import pytest
-from django.core.management import call_command
-from django.db import connection, connections
-from django.db.utils import load_backend
+from django.db import connections
 from django.test import Client
 
 from accounts.models import AuditEvent
 from oauthprovider.models import AuthorizationCode
 from tests.conftest import CLIENT_ID, REDIRECT_URI, issue_code
 
+# shared_database (tests/conftest.py): every thread really shares the database.
+
 THREADS = 8
-
-
-@pytest.fixture
-def shared_database(transactional_db, tmp_path):
-    """A database every thread really shares: the test database, or a SQLite file."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    original_settings = connections.settings["default"]
-    original_connection = connections["default"]
-    file_settings = {**original_settings, "NAME": str(tmp_path / "concurrency.sqlite3")}
-    connections.settings["default"] = file_settings  # what new threads connect to
-    connections["default"] = load_backend(file_settings["ENGINE"]).DatabaseWrapper(file_settings, "default")
-    try:
-        call_command("migrate", verbosity=0, interactive=False)
-        yield
-    finally:
-        connections["default"].close()
-        connections.settings["default"] = original_settings
-        connections["default"] = original_connection
 
 
 def redeem_concurrently(code: str, verifier: str, *, threads: int = THREADS) -> list:
@@ -96,7 +75,6 @@ def test_concurrent_redemptions_with_a_wrong_verifier_all_fail_and_leave_the_cod
     shared_database, alice_client, pkce_pair, settings
 ):
     settings.OAUTH_TOKEN_FAILURES_PER_ADDRESS = 1000
-    settings.OAUTH_CODE_MAX_FAILED_ATTEMPTS = 1000
     code = issue_code(alice_client, pkce_pair)
 
     results = redeem_concurrently(code, "w" * 43)

@@ -15,7 +15,6 @@ from django.test import Client
 from accounts.models import ApiKey
 from oauthprovider.models import AuthorizationCode, PendingConsent
 from tests.conftest import authorize_params, authorize_url, consent_request_id, new_pkce_pair, query_of
-from tests.oauthprovider.test_concurrency import shared_database  # noqa: F401 (a fixture)
 
 THREADS = 8
 
@@ -49,7 +48,7 @@ def same_session(signed_in: Client) -> Client:
     return tab
 
 
-def test_concurrent_requests_in_one_session_can_each_be_answered(shared_database, alice_client):  # noqa: F811
+def test_concurrent_requests_in_one_session_can_each_be_answered(shared_database, alice_client):
     pkce_pairs = [new_pkce_pair() for _ in range(THREADS)]
 
     def flow(index: int) -> tuple[int, str]:
@@ -71,7 +70,7 @@ def test_concurrent_requests_in_one_session_can_each_be_answered(shared_database
     assert not PendingConsent.objects.exists(), "each answered request is gone"
 
 
-def test_one_consent_form_posted_many_times_at_once_counts_once(shared_database, alice_client, pkce_pair):  # noqa: F811
+def test_one_consent_form_posted_many_times_at_once_counts_once(shared_database, alice_client, pkce_pair):
     page = alice_client.get(authorize_url(authorize_params(pkce_pair)))
     rid = consent_request_id(page)
 

@@ -326,3 +326,44 @@ def test_a_valid_replay_survives_odd_request_headers(base_token, settings):
     assert post_token(urlencode(base_token)).status_code == 200
     response = post_token(urlencode(base_token), HTTP_USER_AGENT="\x00" * 500, HTTP_X_FORWARDED_FOR="fe80::1%eth0")
     assert_json_error(response)
+
+
+# --- Issue #13 items 13-15: inputs that used to answer 500 ---------------------------------
+
+
+def test_register_survives_deeply_nested_json(db):
+    """16,000 "[" made json.loads raise RecursionError."""
+    response = Client(raise_request_exception=False).post(
+        "/getKeys/register", "[" * 16_000, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_metadata"
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/getKeys/no-such-endpoint", "/accounts/no-such-page/"])
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary="])
+def test_a_multipart_body_without_a_boundary_to_an_unknown_url_is_a_404(db, settings, path, content_type):
+    """With a csrftoken cookie, Django's 404 handler checked the POST's CSRF token and read the broken body."""
+    settings.DEBUG = False
+    browser = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    browser.cookies["csrftoken"] = "a" * 32
+    response = browser.generic("POST", path, b"x", content_type=content_type)
+    assert response.status_code == 404
+    assert b"There is nothing at this address." in response.content
+
+
+def test_a_multipart_body_without_a_boundary_to_a_form_is_a_400(db, settings):
+    settings.DEBUG = False
+    browser = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    browser.cookies["csrftoken"] = "a" * 32
+    response = browser.generic("POST", "/accounts/login/", b"x", content_type="multipart/form-data")
+    assert response.status_code == 400
+
+
+def test_the_error_pages_render(db, settings, rf):
+    from config import views
+
+    settings.DEBUG = False
+    request = rf.get("/")
+    assert views.bad_request(request, Exception()).status_code == 400
+    assert views.server_error(request).status_code == 500
