@@ -8,7 +8,9 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
@@ -54,6 +56,15 @@ def _user_links(user: User) -> list[tuple[str, str]]:
     return [(url, text) for text, url in links if url]
 
 
+def key_status(key: ApiKey) -> str:
+    """Active, Expired <when> or Revoked <when>: the same words as the keys page."""
+    if not key.is_active:
+        return f"Revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+    if key.is_expired():
+        return f"Expired {key.expires_at:%Y-%m-%d %H:%M}"
+    return "Active"
+
+
 def _user_change_link(user: User | None) -> str:
     if user is None:
         return ""
@@ -88,11 +99,17 @@ class KeyStatusFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("active", "Active"), ("revoked", "Revoked")]
+        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
 
     def queryset(self, request, queryset):
-        if self.value() in ("active", "revoked"):
-            return queryset.filter(revoked_at__isnull=self.value() == "active")
+        now = timezone.now()
+        match self.value():
+            case "active":
+                return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True)
+            case "expired":
+                return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+            case "revoked":
+                return queryset.filter(revoked_at__isnull=False)
         return None
 
 
@@ -115,7 +132,7 @@ class KeyOriginFilter(admin.SimpleListFilter):
 class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Masked keys: the prefix only. key_hash and key_encrypted never reach a page."""
 
-    list_display = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "status")
+    list_display = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "expires_at", "status")
     list_select_related = ("user",)
     hostname_search_field = "created_for_client"
     list_filter = (
@@ -128,7 +145,19 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     search_fields = ("name", "prefix__startswith", "user__username", "user__email", "created_for_client")
     search_help_text = "Key name, key prefix (kg_…), username, email or the app's hostname."
     date_hierarchy = "created_at"
-    fields = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "revoked_at", "status", "grants")
+    fields = (
+        "masked_key",
+        "name",
+        "user",
+        "client",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "networks",
+        "revoked_at",
+        "status",
+        "grants",
+    )
     readonly_fields = fields
     actions = ["revoke_keys"]
 
@@ -145,7 +174,11 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="status")
     def status(self, key: ApiKey) -> str:
-        return "Active" if key.is_active else f"Revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+        return key_status(key)
+
+    @admin.display(description="allowed addresses")
+    def networks(self, key: ApiKey) -> str:
+        return ", ".join(key.allowed_networks) or "Any address"
 
     @admin.display(description="grants")
     def grants(self, key: ApiKey) -> str:

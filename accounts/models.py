@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts import keys
+from accounts import limits as key_limits
 
 
 class User(AbstractUser):
@@ -17,10 +18,20 @@ class User(AbstractUser):
 
 class ApiKeyQuerySet(models.QuerySet):
     def active(self) -> "ApiKeyQuerySet":
+        """Not revoked (an expired key is still listed here: expiry is a limit, revocation an act)."""
         return self.filter(revoked_at__isnull=True)
 
+    def usable(self, now=None) -> "ApiKeyQuerySet":
+        """Not revoked and not expired: the keys that may still be handed to an app."""
+        now = now or timezone.now()
+        return self.active().filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+
     def for_raw_key(self, raw: str) -> "ApiKey | None":
-        """The active key matching `raw`, found by hash (no decryption)."""
+        """The active key matching `raw`, found by hash (no decryption).
+
+        Its limits (expiry, addresses) are columns of the same row: callers
+        check them with `ApiKey.refusal`, at no further query.
+        """
         if not keys.looks_like_key(raw):
             return None
         return self.active().select_related("user").filter(key_hash=keys.hash_key(raw)).first()
@@ -41,6 +52,11 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Limits chosen by the owner (accounts.limits): checked wherever the key is.
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    allowed_networks = models.JSONField(
+        default=list, blank=True, help_text="Normalised IPv4/IPv6 networks the key works from; empty: anywhere."
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -58,7 +74,34 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
+        """Not revoked. See `is_usable` for "not revoked and not expired"."""
         return self.revoked_at is None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and (now or timezone.now()) >= self.expires_at
+
+    def is_usable(self, now=None) -> bool:
+        return self.is_active and not self.is_expired(now)
+
+    @property
+    def status(self) -> str:
+        """ "revoked", "expired" or "active", as every page shows it."""
+        if not self.is_active:
+            return "revoked"
+        return "expired" if self.is_expired() else "active"
+
+    @property
+    def limits(self) -> key_limits.KeyLimits:
+        return key_limits.KeyLimits(expires_at=self.expires_at, allowed_networks=tuple(self.allowed_networks))
+
+    def refusal(self, *, address: str | None, now=None) -> str | None:
+        """Which of the key's limits refuses a use from `address` now (accounts.limits), or None."""
+        return key_limits.refusal(
+            expires_at=self.expires_at,
+            allowed_networks=self.allowed_networks,
+            address=address,
+            now=now or timezone.now(),
+        )
 
     def plaintext(self) -> str:
         """The key itself: only for handing it to the app the user consented to."""
@@ -97,6 +140,7 @@ class AuditEvent(models.Model):
         LOGIN_THROTTLED = "login_throttled", "Login throttled"
         RESOURCE_SERVER_CREATED = "resource_server_created", "Introspection credentials issued"
         RESOURCE_SERVER_REVOKED = "resource_server_revoked", "Introspection credentials revoked"
+        KEY_LIMITS_CHANGED = "key_limits_changed", "Key limits changed"
 
     class Actor(models.TextChoices):
         USER = "user", "User"

@@ -112,6 +112,15 @@ KEY_ENCRYPTION_KEYS = [
 ]
 # Last-used times are written at most this often per key.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
+# Limits people put on keys (docs/accounts.md "Limits on a key"): the expiry
+# pre-selected for a new key on the keys and consent pages (0: never), and the
+# most networks one key's address allowlist may hold.
+API_KEY_DEFAULT_EXPIRY_DAYS = env.int("API_KEY_DEFAULT_EXPIRY_DAYS", default=90)
+API_KEY_MAX_ALLOWED_NETWORKS = env.int("API_KEY_MAX_ALLOWED_NETWORKS", default=32)
+if not 0 <= API_KEY_DEFAULT_EXPIRY_DAYS <= 3660 or not 1 <= API_KEY_MAX_ALLOWED_NETWORKS <= 1000:
+    raise ImproperlyConfigured(
+        "API_KEY_DEFAULT_EXPIRY_DAYS must be 0 (never) to 3660; API_KEY_MAX_ALLOWED_NETWORKS 1 to 1000."
+    )
 
 # --- Accounts ------------------------------------------------------------------
 

@@ -107,7 +107,9 @@ class GrantAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="key", ordering="key__prefix")
     def key_prefix(self, grant: Grant) -> str:
-        return grant.key.masked if grant.key else "—"
+        if grant.key is None:
+            return "—"
+        return grant.key.masked if grant.key.status == "active" else f"{grant.key.masked} ({grant.key.status})"
 
     @admin.display(description="key chosen")
     def key_origin(self, grant: Grant) -> str:

@@ -64,10 +64,15 @@ def resource_server_authenticate(*, client_id: str, secret: str) -> ResourceServ
     return server
 
 
-def key_introspect(*, raw_key: str) -> dict:
-    """RFC 7662 section 2.2: what a resource server may know about a key, never the key."""
+def key_introspect(*, raw_key: str, client_address: str | None = None) -> dict:
+    """RFC 7662 section 2.2: what a resource server may know about a key, never the key.
+
+    An expired key is inactive; so is a key limited to some addresses unless
+    the resource server says where its caller is (`client_address`) and that
+    address is allowed (docs/decisions.md "Limits on keys").
+    """
     key = ApiKey.objects.for_raw_key(raw_key)
-    if key is None:
+    if key is None or key.refusal(address=client_address) is not None:
         return {"active": False}
     grants = list(Grant.objects.filter(key=key, revoked_at__isnull=True).values_list("client_id", "resources"))
     holder = key.created_for_client or (grants[0][0] if grants else None)
@@ -81,6 +86,8 @@ def key_introspect(*, raw_key: str) -> dict:
         "iat": int(key.created_at.timestamp()),
         "iss": settings.OAUTH_ISSUER,
     }
+    if key.expires_at is not None:
+        answer["exp"] = int(key.expires_at.timestamp())
     if holder:
         answer["client_id"] = holder
     if audience:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.audit import RequestContext, audit_record
 from accounts.clients import ClientName
 from accounts.keys import KeyDecryptionError
+from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, Grant
@@ -35,11 +36,17 @@ _ACTOR_OF = {
 
 
 def consent_approve(
-    *, user: User, auth_request: AuthorizationRequest, key: ApiKey | None, context: RequestContext
+    *,
+    user: User,
+    auth_request: AuthorizationRequest,
+    key: ApiKey | None,
+    context: RequestContext,
+    limits: KeyLimits = NO_LIMITS,
 ) -> str:
     """The user's Allow: the key (a new one for the app when `key` is None), the grant, a one-time code.
 
-    `key` must be one of the user's active keys (the consent form checks it).
+    `key` must be one of the user's active keys (the consent form checks it);
+    `limits` are those the person chose for a new key.
     """
     with transaction.atomic():
         grant = grant_authorize(
@@ -50,6 +57,7 @@ def consent_approve(
             key=key,
             context=context,
             detail={"redirect_uri": auth_request.redirect_uri},
+            limits=limits,
         )
         return code_issue(grant=grant, auth_request=auth_request, context=context)
 
@@ -69,18 +77,22 @@ def grant_authorize(
     key: ApiKey | None,
     context: RequestContext,
     detail: dict,
+    limits: KeyLimits = NO_LIMITS,
 ) -> Grant:
     """Record a consent: the user's one grant for this client (DESIGN.md "Grants"), created or renewed.
 
     `key` is the user's active key they chose, or None for a new key created
-    for the app. `detail` goes into the audit event (how the app gets the key).
+    for the app with `limits`. `detail` goes into the audit event (how the
+    app gets the key).
     """
     now = timezone.now()
     with transaction.atomic():
         key_is_new = key is None
         if key is None:
             name = ClientName.of(client.recorded, declared_name=client.name).label
-            key, _ = key_create(user=user, name=name, context=context, created_for_client=client.recorded)
+            key, _ = key_create(
+                user=user, name=name, context=context, created_for_client=client.recorded, limits=limits
+            )
         grant, _ = Grant.objects.select_for_update().get_or_create(
             user=user, client_id=client.recorded, defaults={"first_authorized_at": now}
         )
@@ -186,6 +198,8 @@ def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, m
         )
     if not code.key.is_active or not code.grant.is_active:
         raise OAuthError("invalid_grant", "The key or grant behind this code has been revoked.")
+    if code.key.is_expired():
+        raise OAuthError("invalid_grant", "The key behind this code has expired.")
     # RFC 8707 section 2.2: the token request may narrow, never widen, the resources.
     if code.resources and not set(token_request.resources) <= set(code.resources):
         raise OAuthError("invalid_target", "The resource differs from the one in the authorization request.")

@@ -134,7 +134,11 @@ def decide(request: HttpRequest) -> HttpResponse:
             return _already_answered(request)  # another POST of this form was first
         if form.allowed:
             code = consent_approve(
-                user=request.user, auth_request=auth_request, key=form.cleaned_data["key"], context=context
+                user=request.user,
+                auth_request=auth_request,
+                key=form.cleaned_data["key"],
+                context=context,
+                limits=form.cleaned_data["limits"],
             )
             reply = {"code": code}
         else:

@@ -172,8 +172,13 @@ def _decide(request: HttpRequest) -> HttpResponse:
     with transaction.atomic():
         done = pending.pending_take(rid=rid, user=request.user)
         if done and form.allowed:
-            key = form.cleaned_data["key"]
-            done = device_approve(user=request.user, authorization=authorization, key=key, context=context)
+            done = device_approve(
+                user=request.user,
+                authorization=authorization,
+                key=form.cleaned_data["key"],
+                context=context,
+                limits=form.cleaned_data["limits"],
+            )
         elif done:
             done = device_deny(user=request.user, authorization=authorization, context=context)
     return _result_page(request, authorization, allowed=form.allowed, done=done)
