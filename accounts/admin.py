@@ -28,7 +28,7 @@ from accounts.admin_utils import (
 from accounts.audit import RequestContext
 from accounts.clients import display_name
 from accounts.forms import ThrottledAdminAuthenticationForm
-from accounts.models import ApiKey, AuditEvent, User
+from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.services import key_revoke
 
 # The admin login counts toward the same failed-login limits as the site's
@@ -296,3 +296,51 @@ class AuditEventAdmin(ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin)
     @admin.display(description="detail")
     def detail_display(self, event: AuditEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(event.detail, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+# --- Outgoing mail -------------------------------------------------------------------
+
+
+class NotificationStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "Queued or retrying"), ("sent", "Sent"), ("failed", "Given up")]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "waiting":
+                return queryset.filter(sent_at__isnull=True, failed_at__isnull=True)
+            case "sent":
+                return queryset.filter(sent_at__isnull=False)
+            case "failed":
+                return queryset.filter(failed_at__isnull=False)
+        return None
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Notices to people (accounts.notifications), read-only: what was sent, what is retried, and why."""
+
+    list_display = ("created_at", "kind", "user", "to_address", "status", "attempts", "sent_at", "last_error")
+    list_select_related = ("user",)
+    list_filter = (NotificationStatusFilter, "kind", username_filter("user__username"), "created_at")
+    search_fields = ("user__username", "to_address", "subject")
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "kind",
+        "user",
+        "to_address",
+        "subject",
+        "body",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "failed_at",
+        "last_error",
+    )
+    readonly_fields = fields
+    actions = None

@@ -199,3 +199,57 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
+
+
+class Notification(models.Model):
+    """One email to a person, written in the transaction of the event it tells about (accounts.notifications).
+
+    A rolled-back change leaves no row, so nothing is sent; a committed one
+    always has its row, so nothing is lost. Senders claim rows before sending,
+    so no notice is sent twice, whatever number of senders run. Bodies never
+    hold a key, a code or a verifier (a key's visible prefix at most).
+    """
+
+    class Kind(models.TextChoices):
+        APP_GOT_KEY = "app_got_key", "An app got a key"
+        ACCESS_REVOKED = "access_revoked", "An app's access was revoked"
+        KEY_EXPIRING = "key_expiring", "A key an app holds expires soon"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    to_address = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    # Set for notices that must exist once whoever queues them (a key's expiry notice).
+    dedupe_key = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A sender owns the row until then (its claim); afterwards another may retry it.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="Given up after the last attempt.")
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The senders' question: which unsent notices are due?
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_due",
+                condition=models.Q(sent_at__isnull=True, failed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to_address} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        if self.sent_at:
+            return "sent"
+        if self.failed_at:
+            return "failed"
+        return "retrying" if self.attempts else "queued"

@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import throttle
+from accounts.activity import recent_events
 from accounts.audit import RequestContext, client_ip
 from accounts.clients import ClientName
 from accounts.forms import KeyNameForm, SignUpForm, ThrottledAuthenticationForm
@@ -229,3 +230,14 @@ def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
     key_revoke(key=key, context=RequestContext.from_request(request), actor=request.user)
     messages.success(request, f"Revoked “{key.name}” ({key.masked}). It no longer works on the API.")
     return redirect("accounts:keys")
+
+
+# --- Recent activity ---------------------------------------------------------------
+
+
+@require_GET
+@login_required
+@never_cache
+def activity(request: HttpRequest) -> HttpResponse:
+    """The audit log seen from the person's side: the newest events about them, as sentences."""
+    return render(request, "accounts/activity.html", {"events": recent_events(request.user)})

@@ -16,7 +16,8 @@ from accounts.audit import RequestContext, audit_record
 from accounts.clients import ClientName
 from accounts.keys import KeyDecryptionError
 from accounts.limits import NO_LIMITS, KeyLimits
-from accounts.models import ApiKey, AuditEvent, User
+from accounts.models import ApiKey, AuditEvent, Notification, User
+from accounts.notifications import link, notification_queue
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, Grant
 from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, TokenRequest, hash_secret, pkce_verify
@@ -83,7 +84,9 @@ def grant_authorize(
 
     `key` is the user's active key they chose, or None for a new key created
     for the app with `limits`. `detail` goes into the audit event (how the
-    app gets the key).
+    app gets the key). When the app gains access it did not have (a first
+    key, a new key, another key, access again after a revocation), the
+    person is told by mail.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -96,6 +99,7 @@ def grant_authorize(
         grant, _ = Grant.objects.select_for_update().get_or_create(
             user=user, client_id=client.recorded, defaults={"first_authorized_at": now}
         )
+        had_this_key = grant.is_active and grant.key_id == key.pk
         grant.authorize(
             scope=scope, resources=resources, client_name=client.name, key=key, key_is_new=key_is_new, at=now
         )
@@ -109,7 +113,30 @@ def grant_authorize(
             key_prefix=key.prefix,
             detail={"scope": scope, "new_key": key_is_new, "resources": list(resources), **detail},
         )
+        if not had_this_key:
+            _notify_app_got_key(user=user, grant=grant, key=key, key_is_new=key_is_new, context=context, detail=detail)
     return grant
+
+
+def _notify_app_got_key(
+    *, user: User, grant: Grant, key: ApiKey, key_is_new: bool, context: RequestContext, detail: dict
+) -> None:
+    notification_queue(
+        user=user,
+        kind=Notification.Kind.APP_GOT_KEY,
+        template="oauthprovider/email/app_got_key",
+        context={
+            "app": ClientName.of(grant.client_id, declared_name=grant.client_name),
+            "key": key,
+            "key_is_new": key_is_new,
+            "device": detail.get("flow") == "device",
+            "at": grant.last_authorized_at,
+            "ip_address": context.ip_address,
+            "apps_url": link("oauth:apps"),
+            "keys_url": link("accounts:keys"),
+            "activity_url": link("accounts:activity"),
+        },
+    )
 
 
 # --- Codes -----------------------------------------------------------------------------------
@@ -255,25 +282,36 @@ def code_replay_revoke(*, code: AuthorizationCode, context: RequestContext) -> N
 # --- Revocation ------------------------------------------------------------------------------
 
 
+# Revocations people are told about: those they did not make themselves.
+_NOTIFIED_REVOCATIONS = (Grant.RevokedBy.ADMIN, Grant.RevokedBy.REPLAY)
+
+
 def grant_revoke(
-    *, grant: Grant, by: str, context: RequestContext, actor: User | None = None, revoke_key: bool = False
+    *,
+    grant: Grant,
+    by: str,
+    context: RequestContext,
+    actor: User | None = None,
+    revoke_key: bool = False,
+    reason: str = "",
 ) -> list[ApiKey]:
     """Revoke a grant and the keys its consents created (DESIGN.md "Grants"); returns the keys revoked now.
 
     A pre-existing key the user chose is revoked only with `revoke_key`:
     the app still holds it, and only the person revoking can say whether
-    other uses of that key matter more.
+    other uses of that key matter more. Revoked by an operator or after a
+    code replay, the person is told by mail (with `reason`, when given).
     """
     with transaction.atomic():
         newly_revoked = grant.revoke(by=by, by_user=actor, at=timezone.now())
         keys = ApiKey.objects.active().filter(user_id=grant.user_id, created_for_client=grant.client_id)
         if revoke_key and grant.key is not None:
             keys = keys | ApiKey.objects.active().filter(pk=grant.key_id)
-        reason = f"grant for {grant.client_id} revoked"
+        key_reason = f"grant for {grant.client_id} revoked"
         revoked = [
             key
             for key in keys
-            if key_revoke(key=key, context=context, actor_kind=_ACTOR_OF[by], actor=actor, reason=reason)
+            if key_revoke(key=key, context=context, actor_kind=_ACTOR_OF[by], actor=actor, reason=key_reason)
         ]
         if newly_revoked or revoked:
             audit_record(
@@ -284,9 +322,36 @@ def grant_revoke(
                 subject_id=grant.user_id,
                 client_id=grant.client_id,
                 key_prefix=grant.key.prefix if grant.key else "",
-                detail={"by": by, "keys_revoked": [k.prefix for k in revoked]},
+                detail={
+                    "by": by,
+                    "keys_revoked": [k.prefix for k in revoked],
+                    **({"reason": reason} if reason else {}),
+                },
             )
+            if by in _NOTIFIED_REVOCATIONS:
+                _notify_access_revoked(grant=grant, by=by, revoked=revoked, reason=reason)
     return revoked
+
+
+def _notify_access_revoked(*, grant: Grant, by: str, revoked: list[ApiKey], reason: str) -> None:
+    kept = grant.key if grant.key is not None and grant.key.is_active and grant.key not in revoked else None
+    notification_queue(
+        user=grant.user,
+        kind=Notification.Kind.ACCESS_REVOKED,
+        template="oauthprovider/email/access_revoked",
+        context={
+            "app": ClientName.of(grant.client_id, declared_name=grant.client_name),
+            "by_admin": by == Grant.RevokedBy.ADMIN,
+            "by_replay": by == Grant.RevokedBy.REPLAY,
+            "reason": reason,
+            "revoked": revoked,
+            "kept": kept,
+            "at": grant.revoked_at or timezone.now(),
+            "apps_url": link("oauth:apps"),
+            "keys_url": link("accounts:keys"),
+            "activity_url": link("accounts:activity"),
+        },
+    )
 
 
 def key_return(*, raw_key: str, clients: list[str] | None, context: RequestContext) -> None:

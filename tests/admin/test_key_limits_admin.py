@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.audit import SYSTEM
 from accounts.limits import KeyLimits
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Notification
 from accounts.services import key_create
 
 KEYS = reverse("admin:accounts_apikey_changelist")
@@ -50,3 +50,18 @@ def test_a_grant_whose_key_expired_says_so(operator_client, alice_client, grant_
     ApiKey.objects.filter(pk=grant_with_new_key.key_id).update(expires_at=timezone.now() - timedelta(1))
     listing = operator_client.get(reverse("admin:oauthprovider_grant_changelist")).content.decode()
     assert f"{grant_with_new_key.key.masked} (expired)" in listing
+
+
+def test_outgoing_mail_is_listed_read_only_with_its_status(operator_client, alice):
+    notice = Notification.objects.create(
+        user=alice, kind=Notification.Kind.APP_GOT_KEY, to_address=alice.email, subject="Hi", body="Body text"
+    )
+    Notification.objects.filter(pk=notice.pk).update(attempts=2, last_error="OSError: down")
+    listing = operator_client.get(reverse("admin:accounts_notification_changelist")).content.decode()
+    assert "alice@example.com" in listing and "retrying" in listing and "OSError: down" in listing
+    waiting = operator_client.get(reverse("admin:accounts_notification_changelist") + "?status=waiting")
+    assert "alice@example.com" in waiting.content.decode()
+    change = reverse("admin:accounts_notification_change", args=[notice.pk])
+    assert "Body text" in operator_client.get(change).content.decode()
+    assert operator_client.post(change, {"subject": "changed", "_save": "Save"}).status_code == 403
+    assert operator_client.get(reverse("admin:accounts_notification_add")).status_code == 403
