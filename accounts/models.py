@@ -141,6 +141,8 @@ class AuditEvent(models.Model):
         RESOURCE_SERVER_CREATED = "resource_server_created", "Introspection credentials issued"
         RESOURCE_SERVER_REVOKED = "resource_server_revoked", "Introspection credentials revoked"
         KEY_LIMITS_CHANGED = "key_limits_changed", "Key limits changed"
+        CLIENT_BLOCKED = "client_blocked", "Client blocked"
+        CLIENT_UNBLOCKED = "client_unblocked", "Client unblocked"
 
     class Actor(models.TextChoices):
         USER = "user", "User"

@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,7 +19,7 @@ from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.notifications import link, notification_queue
 from accounts.services import key_create, key_revoke
-from oauthprovider.models import AuthorizationCode, Grant
+from oauthprovider.models import AuthorizationCode, ClientBlock, Grant
 from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, TokenRequest, hash_secret, pkce_verify
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,45 @@ _ACTOR_OF = {
     Grant.RevokedBy.CLIENT: AuditEvent.Actor.CLIENT,
     Grant.RevokedBy.REPLAY: AuditEvent.Actor.SYSTEM,
 }
+
+
+# --- Blocked clients ---------------------------------------------------------------------------
+
+# PostgreSQL advisory lock that orders consents against blocks (see consents_lock).
+_CONSENTS_LOCK = 0x4B47424C
+
+
+class ClientBlocked(OAuthError):
+    """The client is blocked by an operator (oauthprovider.blocks): no consent, no key."""
+
+    def __init__(self, block: ClientBlock) -> None:
+        super().__init__("unauthorized_client", "The operators of this service blocked this app.", status=403)
+        self.block = block
+
+
+def consents_lock(*, exclusive: bool) -> None:
+    """Order consents against blocks, so that no grant slips between a block and its sweep.
+
+    Consents take the lock shared (they run side by side) before they look
+    for a block; creating a block takes it exclusively, so it waits for
+    every consent already past that check to commit, and consents that come
+    later wait for the block to commit and then see it. The sweep starts
+    after the block committed, so it sees every grant a consent could have
+    made without seeing the block. Held until the transaction ends.
+
+    On PostgreSQL an advisory transaction lock. SQLite runs write
+    transactions one at a time (IMMEDIATE, config/settings.py), which gives
+    the same order with nothing to do here.
+    """
+    if connection.vendor == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {function}(%s)", [_CONSENTS_LOCK])
+
+
+def client_block_of(client: Client) -> ClientBlock | None:
+    """The active block covering this client, if any (one indexed query)."""
+    return ClientBlock.objects.covering(client.recorded).first()
 
 
 # --- Consent ---------------------------------------------------------------------------------
@@ -47,7 +86,7 @@ def consent_approve(
     """The user's Allow: the key (a new one for the app when `key` is None), the grant, a one-time code.
 
     `key` must be one of the user's active keys (the consent form checks it);
-    `limits` are those the person chose for a new key.
+    `limits` are those the person chose for a new key. Raises ClientBlocked.
     """
     with transaction.atomic():
         grant = grant_authorize(
@@ -84,12 +123,17 @@ def grant_authorize(
 
     `key` is the user's active key they chose, or None for a new key created
     for the app with `limits`. `detail` goes into the audit event (how the
-    app gets the key). When the app gains access it did not have (a first
-    key, a new key, another key, access again after a revocation), the
-    person is told by mail.
+    app gets the key). A blocked client is refused (ClientBlocked) inside
+    the transaction, after `consents_lock`. When the app gains access it did
+    not have (a first key, a new key, another key, access again after a
+    revocation), the person is told by mail.
     """
     now = timezone.now()
     with transaction.atomic():
+        consents_lock(exclusive=False)
+        block = client_block_of(client)
+        if block is not None:
+            raise ClientBlocked(block)
         key_is_new = key is None
         if key is None:
             name = ClientName.of(client.recorded, declared_name=client.name).label
