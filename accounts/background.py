@@ -13,10 +13,11 @@ Every task must be safe to run twice and beside the management commands:
 they are also the safety net when a process dies with work in its queue.
 """
 
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -28,13 +29,30 @@ Task = Callable[[], object]
 _queue: "queue.SimpleQueue[Task]" = queue.SimpleQueue()
 _worker: threading.Thread | None = None
 _worker_lock = threading.Lock()
+_held = threading.local()
 
 
 def run_after_commit(task: Task) -> None:
     transaction.on_commit(lambda: _run(task))
 
 
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Queue nothing in this thread meanwhile: for a command that does the work itself before it exits.
+
+    A daemon thread dies with the command's process, possibly in the middle
+    of a send; the command sends what its work queued instead.
+    """
+    _held.active = True
+    try:
+        yield
+    finally:
+        _held.active = False
+
+
 def _run(task: Task) -> None:
+    if getattr(_held, "active", False):
+        return
     mode = settings.BACKGROUND_TASKS
     if mode == "inline":
         _run_logged(task)

@@ -412,3 +412,41 @@ def test_the_confirmation_page_carries_what_was_typed_to_the_block(operator_clie
     made = ClientBlock.objects.get()
     assert (made.kind, made.pattern, made.reason) == ("domain", "xn--bcher-kva.example", "Phishing <b>kit</b>")
     assert made.revoke_chosen_keys is False
+
+
+def test_the_blocks_list_costs_the_same_at_3_and_30_rows(operator_client, operator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert operator_client.get(BLOCKS).status_code == 200
+        return len(captured.captured_queries)
+
+    def blocks(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            made = client_block(kind="host", pattern=f"app{i}.example", reason="x", actor=operator, context=SYSTEM)
+            if i % 2:
+                ClientBlock.objects.filter(pk=made.pk).update(unblocked_at=made.created_at, unblocked_by=operator)
+
+    blocks(0, 3)
+    count()
+    few = count()
+    blocks(3, 30)
+    assert count() == few
+
+
+def test_the_sweep_command_sends_the_notices_itself_and_leaves_no_work_behind(
+    operator, settings, transactional_db, monkeypatch
+):
+    from accounts import background
+
+    settings.BACKGROUND_TASKS = "thread"
+    many_grants(3)
+    client_block(kind="host", pattern="yourapp.com", reason="x", actor=operator, context=SYSTEM)
+    queued = []
+    monkeypatch.setattr(background, "_ensure_worker", lambda: None)
+    monkeypatch.setattr(background, "_queue", type("Queue", (), {"put": lambda self, task: queued.append(task)})())
+    call_command("sweep_client_blocks", verbosity=0)
+    assert queued == [], "nothing was left to a thread that dies with the command"
+    assert len(mail.outbox) == 3

@@ -9,6 +9,7 @@ from accounts.audit import SYSTEM
 from accounts.limits import KeyLimits
 from accounts.models import ApiKey, Notification
 from accounts.services import key_create
+from tests.conftest import make_user
 
 KEYS = reverse("admin:accounts_apikey_changelist")
 
@@ -65,3 +66,26 @@ def test_outgoing_mail_is_listed_read_only_with_its_status(operator_client, alic
     assert "Body text" in operator_client.get(change).content.decode()
     assert operator_client.post(change, {"subject": "changed", "_save": "Save"}).status_code == 403
     assert operator_client.get(reverse("admin:accounts_notification_add")).status_code == 403
+
+
+def test_the_outgoing_mail_list_costs_the_same_at_3_and_30_rows(operator_client, alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert operator_client.get(reverse("admin:accounts_notification_changelist")).status_code == 200
+        return len(captured.captured_queries)
+
+    def notices(n: int) -> None:
+        for _ in range(n):
+            user = make_user(f"person{Notification.objects.count():03d}")
+            Notification.objects.create(
+                user=user, kind=Notification.Kind.ACCESS_REVOKED, to_address=user.email, subject="s", body="b"
+            )
+
+    notices(3)
+    count()
+    few = count()
+    notices(27)
+    assert count() == few
