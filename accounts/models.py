@@ -235,6 +235,8 @@ class Notification(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        verbose_name = "notice"
+        verbose_name_plural = "outgoing mail"
         ordering = ["-created_at"]
         indexes = [
             # The senders' question: which unsent notices are due?

@@ -247,6 +247,7 @@ class ClientBlock(models.Model):
     objects = ClientBlockQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "blocked client"
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

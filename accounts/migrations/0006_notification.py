@@ -33,6 +33,8 @@ class Migration(migrations.Migration):
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to=settings.AUTH_USER_MODEL)),
             ],
             options={
+                'verbose_name': 'notice',
+                'verbose_name_plural': 'outgoing mail',
                 'ordering': ['-created_at'],
                 'indexes': [models.Index(condition=models.Q(('failed_at__isnull', True), ('sent_at__isnull', True)), fields=['next_attempt_at'], name='notification_due')],
             },

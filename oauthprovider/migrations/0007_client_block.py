@@ -31,6 +31,7 @@ class Migration(migrations.Migration):
                 ('unblocked_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
+                'verbose_name': 'blocked client',
                 'ordering': ['-created_at'],
                 'indexes': [models.Index(fields=['pattern'], name='oauthprovid_pattern_74173a_idx')],
                 'constraints': [models.UniqueConstraint(condition=models.Q(('unblocked_at__isnull', True)), fields=('kind', 'pattern'), name='one_active_block_per_pattern')],
