@@ -94,7 +94,7 @@ def test_links_in_mails_use_the_issuer_never_the_host_header(alice, committed, s
 
 def test_choosing_an_existing_key_is_told_too(alice, alice_client, alice_key, committed):
     allow(alice_client, key=str(alice_key[0].pk))
-    assert mail.outbox[0].subject == "Yourapp.com got one of your API keys"
+    assert mail.outbox[0].subject == "One of your API keys was given to yourapp.com"
     assert 'your existing API key "laptop"' in mail.outbox[0].body
 
 
@@ -239,7 +239,7 @@ def test_an_administrator_revoking_a_grant_is_told_with_the_keys_revoked(alice, 
     grant_revoke(grant=grant, by=Grant.RevokedBy.ADMIN, context=SYSTEM, reason="It leaked keys.")
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
-    assert message.subject == "Yourapp.com was disconnected from your account"
+    assert message.subject == "Disconnected from your account: yourapp.com"
     assert "An administrator of Keygrant disconnected yourapp.com" in message.body
     assert "The reason given: It leaked keys." in message.body
     assert grant.key.masked in message.body
