@@ -66,7 +66,9 @@ class ApiKey(models.Model):
         indexes = [models.Index(fields=["user", "revoked_at"])]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.masked})"
+        # Wherever the admin names a key (a grant's, a code's), an expired or revoked one says so.
+        status = "" if self.status == "active" else f", {self.status}"
+        return f"{self.name} ({self.masked}{status})"
 
     @property
     def masked(self) -> str:

@@ -89,3 +89,9 @@ def test_the_outgoing_mail_list_costs_the_same_at_3_and_30_rows(operator_client,
     few = count()
     notices(27)
     assert count() == few
+
+
+def test_a_grants_page_names_its_expired_key_as_expired(operator_client, grant_with_new_key):
+    ApiKey.objects.filter(pk=grant_with_new_key.key_id).update(expires_at=timezone.now() - timedelta(1))
+    page = operator_client.get(reverse("admin:oauthprovider_grant_change", args=[grant_with_new_key.pk]))
+    assert f"{grant_with_new_key.key.masked}, expired)" in page.content.decode()
