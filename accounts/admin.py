@@ -8,7 +8,9 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
@@ -27,7 +29,7 @@ from accounts.admin_utils import (
 from accounts.audit import RequestContext
 from accounts.clients import display_name
 from accounts.forms import ThrottledAdminAuthenticationForm
-from accounts.models import ApiKey, AuditEvent, User
+from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.services import key_revoke
 
 # The admin login counts toward the same failed-login limits as the site's
@@ -53,6 +55,15 @@ def _user_links(user: User) -> list[tuple[str, str]]:
     if user.is_staff:
         links.append(("Actions as admin", _changelist_url("accounts_auditevent", f"actor__id__exact={user.pk}")))
     return [(url, text) for text, url in links if url]
+
+
+def key_status(key: ApiKey) -> str:
+    """Active, Expired <when> or Revoked <when>: the same words as the keys page."""
+    if not key.is_active:
+        return f"Revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+    if key.is_expired():
+        return f"Expired {key.expires_at:%Y-%m-%d %H:%M}"
+    return "Active"
 
 
 def _user_change_link(user: User | None) -> str:
@@ -89,11 +100,17 @@ class KeyStatusFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("active", "Active"), ("revoked", "Revoked")]
+        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
 
     def queryset(self, request, queryset):
-        if self.value() in ("active", "revoked"):
-            return queryset.filter(revoked_at__isnull=self.value() == "active")
+        now = timezone.now()
+        match self.value():
+            case "active":
+                return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True)
+            case "expired":
+                return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+            case "revoked":
+                return queryset.filter(revoked_at__isnull=False)
         return None
 
 
@@ -116,7 +133,7 @@ class KeyOriginFilter(admin.SimpleListFilter):
 class ApiKeyAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin, admin.ModelAdmin):
     """Masked keys: the prefix only. key_hash and key_encrypted never reach a page."""
 
-    list_display = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "status")
+    list_display = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "expires_at", "status")
     list_select_related = ("user",)
     hostname_search_field = "created_for_client"
     list_filter = (
@@ -129,7 +146,19 @@ class ApiKeyAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixi
     search_fields = ("name", "prefix__startswith", "user__username", "user__email", "created_for_client")
     search_help_text = "Key name, key prefix (kg_…), username, email or the app's hostname."
     date_hierarchy = "created_at"
-    fields = ("masked_key", "name", "user", "client", "created_at", "last_used_at", "revoked_at", "status", "grants")
+    fields = (
+        "masked_key",
+        "name",
+        "user",
+        "client",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "networks",
+        "revoked_at",
+        "status",
+        "grants",
+    )
     readonly_fields = fields
     actions = ["revoke_keys"]
 
@@ -146,7 +175,11 @@ class ApiKeyAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixi
 
     @admin.display(description="status")
     def status(self, key: ApiKey) -> str:
-        return "Active" if key.is_active else f"Revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+        return key_status(key)
+
+    @admin.display(description="allowed addresses")
+    def networks(self, key: ApiKey) -> str:
+        return ", ".join(key.allowed_networks) or "Any address"
 
     @admin.display(description="grants")
     def grants(self, key: ApiKey) -> str:
@@ -264,3 +297,51 @@ class AuditEventAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearch
     @admin.display(description="detail")
     def detail_display(self, event: AuditEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(event.detail, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+# --- Outgoing mail -------------------------------------------------------------------
+
+
+class NotificationStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "Queued or retrying"), ("sent", "Sent"), ("failed", "Given up")]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "waiting":
+                return queryset.filter(sent_at__isnull=True, failed_at__isnull=True)
+            case "sent":
+                return queryset.filter(sent_at__isnull=False)
+            case "failed":
+                return queryset.filter(failed_at__isnull=False)
+        return None
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Notices to people (accounts.notifications), read-only: what was sent, what is retried, and why."""
+
+    list_display = ("created_at", "kind", "user", "to_address", "status", "attempts", "sent_at", "last_error")
+    list_select_related = ("user",)
+    list_filter = (NotificationStatusFilter, "kind", username_filter("user__username"), "created_at")
+    search_fields = ("user__username", "to_address", "subject")
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "kind",
+        "user",
+        "to_address",
+        "subject",
+        "body",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "failed_at",
+        "last_error",
+    )
+    readonly_fields = fields
+    actions = None

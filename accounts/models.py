@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts import keys
+from accounts import limits as key_limits
 
 
 class User(AbstractUser):
@@ -17,10 +18,20 @@ class User(AbstractUser):
 
 class ApiKeyQuerySet(models.QuerySet):
     def active(self) -> "ApiKeyQuerySet":
+        """Not revoked (an expired key is still listed here: expiry is a limit, revocation an act)."""
         return self.filter(revoked_at__isnull=True)
 
+    def usable(self, now=None) -> "ApiKeyQuerySet":
+        """Not revoked and not expired: the keys that may still be handed to an app."""
+        now = now or timezone.now()
+        return self.active().filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+
     def for_raw_key(self, raw: str) -> "ApiKey | None":
-        """The active key matching `raw`, found by hash (no decryption)."""
+        """The active key matching `raw`, found by hash (no decryption).
+
+        Its limits (expiry, addresses) are columns of the same row: callers
+        check them with `ApiKey.refusal`, at no further query.
+        """
         if not keys.looks_like_key(raw):
             return None
         return self.active().select_related("user").filter(key_hash=keys.hash_key(raw)).first()
@@ -41,6 +52,11 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Limits chosen by the owner (accounts.limits): checked wherever the key is.
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    allowed_networks = models.JSONField(
+        default=list, blank=True, help_text="Normalised IPv4/IPv6 networks the key works from; empty: anywhere."
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -50,7 +66,9 @@ class ApiKey(models.Model):
         indexes = [models.Index(fields=["user", "revoked_at"])]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.masked})"
+        # Wherever the admin names a key (a grant's, a code's), an expired or revoked one says so.
+        status = "" if self.status == "active" else f", {self.status}"
+        return f"{self.name} ({self.masked}{status})"
 
     @property
     def masked(self) -> str:
@@ -58,7 +76,34 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
+        """Not revoked. See `is_usable` for "not revoked and not expired"."""
         return self.revoked_at is None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and (now or timezone.now()) >= self.expires_at
+
+    def is_usable(self, now=None) -> bool:
+        return self.is_active and not self.is_expired(now)
+
+    @property
+    def status(self) -> str:
+        """ "revoked", "expired" or "active", as every page shows it."""
+        if not self.is_active:
+            return "revoked"
+        return "expired" if self.is_expired() else "active"
+
+    @property
+    def limits(self) -> key_limits.KeyLimits:
+        return key_limits.KeyLimits(expires_at=self.expires_at, allowed_networks=tuple(self.allowed_networks))
+
+    def refusal(self, *, address: str | None, now=None) -> str | None:
+        """Which of the key's limits refuses a use from `address` now (accounts.limits), or None."""
+        return key_limits.refusal(
+            expires_at=self.expires_at,
+            allowed_networks=self.allowed_networks,
+            address=address,
+            now=now or timezone.now(),
+        )
 
     def plaintext(self) -> str:
         """The key itself: only for handing it to the app the user consented to."""
@@ -98,6 +143,9 @@ class AuditEvent(models.Model):
         RESOURCE_SERVER_CREATED = "resource_server_created", "Introspection credentials issued"
         RESOURCE_SERVER_REVOKED = "resource_server_revoked", "Introspection credentials revoked"
         RESOURCE_SERVER_CHANGED = "resource_server_changed", "Introspection resources changed"
+        KEY_LIMITS_CHANGED = "key_limits_changed", "Key limits changed"
+        CLIENT_BLOCKED = "client_blocked", "Client blocked"
+        CLIENT_UNBLOCKED = "client_unblocked", "Client unblocked"
 
     class Actor(models.TextChoices):
         USER = "user", "User"
@@ -171,3 +219,59 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Notification(models.Model):
+    """One email to a person, written in the transaction of the event it tells about (accounts.notifications).
+
+    A rolled-back change leaves no row, so nothing is sent; a committed one
+    always has its row, so nothing is lost. Senders claim rows before sending,
+    so no notice is sent twice, whatever number of senders run. Bodies never
+    hold a key, a code or a verifier (a key's visible prefix at most).
+    """
+
+    class Kind(models.TextChoices):
+        APP_GOT_KEY = "app_got_key", "An app got a key"
+        ACCESS_REVOKED = "access_revoked", "An app's access was revoked"
+        KEY_EXPIRING = "key_expiring", "A key an app holds expires soon"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    to_address = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    # Set for notices that must exist once whoever queues them (a key's expiry notice).
+    dedupe_key = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A sender owns the row until then (its claim); afterwards another may retry it.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="Given up after the last attempt.")
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "notice"
+        verbose_name_plural = "outgoing mail"
+        ordering = ["-created_at"]
+        indexes = [
+            # The senders' question: which unsent notices are due?
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_due",
+                condition=models.Q(sent_at__isnull=True, failed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to_address} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        if self.sent_at:
+            return "sent"
+        if self.failed_at:
+            return "failed"
+        return "retrying" if self.attempts else "queued"

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts.audit import RequestContext, audit_record
+from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, User
 
 
@@ -15,8 +16,9 @@ def key_create(
     context: RequestContext,
     created_for_client: str = "",
     actor_kind: str = AuditEvent.Actor.USER,
+    limits: KeyLimits = NO_LIMITS,
 ) -> tuple[ApiKey, str]:
-    """Create a key; the plaintext is returned once, to hand to the user or the app."""
+    """Create a key with the limits its owner chose; the plaintext is returned once, to hand to the user or the app."""
     raw = keys.generate_raw_key()
     with transaction.atomic():
         key = ApiKey.objects.create(
@@ -26,6 +28,8 @@ def key_create(
             key_hash=keys.hash_key(raw),
             key_encrypted=keys.encrypt_key(raw),
             created_for_client=created_for_client,
+            expires_at=limits.expires_at,
+            allowed_networks=list(limits.allowed_networks),
         )
         audit_record(
             kind=AuditEvent.Kind.KEY_CREATED,
@@ -35,7 +39,7 @@ def key_create(
             subject=user,
             client_id=created_for_client,
             key_prefix=key.prefix,
-            detail={"name": key.name},
+            detail={"name": key.name, **(limits.as_detail if limits != NO_LIMITS else {})},
         )
     return key, raw
 
@@ -90,3 +94,32 @@ def key_rename(*, key: ApiKey, name: str, context: RequestContext, actor: User) 
             key_prefix=key.prefix,
             detail={"old_name": old_name, "name": key.name},
         )
+
+
+def key_limits_change(*, key: ApiKey, limits: KeyLimits, context: RequestContext, actor: User) -> bool:
+    """Change when a key expires and where it works; False (nothing written) if it is revoked or expired.
+
+    A key nearing its expiry may be extended by its owner; an expired key
+    stays expired (like a revoked one): whoever held it was refused from that
+    moment, and reviving it would hand them access again without a word.
+    """
+    now = timezone.now()
+    old = key.limits
+    with transaction.atomic():
+        changed = (
+            ApiKey.objects.usable(now)
+            .filter(pk=key.pk)
+            .update(expires_at=limits.expires_at, allowed_networks=list(limits.allowed_networks))
+        )
+        if changed:
+            key.expires_at, key.allowed_networks = limits.expires_at, list(limits.allowed_networks)
+            audit_record(
+                kind=AuditEvent.Kind.KEY_LIMITS_CHANGED,
+                context=context,
+                actor=actor,
+                subject_id=key.user_id,
+                client_id=key.created_for_client,
+                key_prefix=key.prefix,
+                detail={"name": key.name, "old": old.as_detail, "new": limits.as_detail},
+            )
+    return bool(changed)

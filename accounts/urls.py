@@ -11,6 +11,8 @@ urlpatterns = [
     path("keys/new/", views.key_new, name="key_new"),
     path("keys/<int:key_id>/rename/", views.key_rename_view, name="key_rename"),
     path("keys/<int:key_id>/revoke/", views.key_revoke_view, name="key_revoke"),
+    path("keys/<int:key_id>/limits/", views.key_limits_view, name="key_limits"),
+    path("activity/", views.activity, name="activity"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     # POST only (Django's LogoutView answers GET with 405).
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

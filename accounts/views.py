@@ -19,11 +19,13 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import throttle
+from accounts.activity import recent_events
 from accounts.audit import RequestContext, client_ip
 from accounts.clients import ClientName
 from accounts.forms import KeyNameForm, SignUpForm, ThrottledAuthenticationForm
+from accounts.key_forms import KeyCreateForm, KeyLimitsForm
 from accounts.models import ApiKey
-from accounts.services import key_create, key_rename, key_revoke
+from accounts.services import key_create, key_limits_change, key_rename, key_revoke
 
 # --- Where to go after signing in ------------------------------------------------
 
@@ -163,7 +165,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:keys")
 
 
-def _keys_page(request: HttpRequest, form: KeyNameForm, *, status: int = 200) -> HttpResponse:
+def _keys_page(request: HttpRequest, form: KeyCreateForm, *, status: int = 200) -> HttpResponse:
     keys = list(ApiKey.objects.filter(user=request.user).order_by("revoked_at", "-created_at"))
     for key in keys:
         # As on the consent page: Unicode, with the stored form beside it when they differ.
@@ -175,7 +177,7 @@ def _keys_page(request: HttpRequest, form: KeyNameForm, *, status: int = 200) ->
 @login_required
 @never_cache
 def key_list(request: HttpRequest) -> HttpResponse:
-    return _keys_page(request, KeyNameForm())
+    return _keys_page(request, KeyCreateForm())
 
 
 @require_POST
@@ -183,11 +185,14 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @never_cache
 def key_new(request: HttpRequest) -> HttpResponse:
     """Create a key and show it, in this response only (no redirect, no session)."""
-    form = KeyNameForm(request.POST)
+    form = KeyCreateForm(request.POST)
     if not form.is_valid():
         return _keys_page(request, form, status=400)
     key, raw = key_create(
-        user=request.user, name=form.cleaned_data["name"], context=RequestContext.from_request(request)
+        user=request.user,
+        name=form.cleaned_data["name"],
+        context=RequestContext.from_request(request),
+        limits=form.cleaned_data["limits"],
     )
     response = render(request, "accounts/key_created.html", {"key": key, "raw_key": raw})
     response["Cache-Control"] = "no-store"
@@ -213,6 +218,33 @@ def key_rename_view(request: HttpRequest, key_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 @never_cache
+def key_limits_view(request: HttpRequest, key_id: int) -> HttpResponse:
+    """Change when a key expires and where it works. An expired or revoked key stays as it is."""
+    key = _own_key(request, key_id)
+    if not key.is_usable():
+        messages.info(request, f"“{key.name}” is {key.status}: its limits can no longer change.")
+        return redirect("accounts:keys")
+    form = KeyLimitsForm(request.POST if request.method == "POST" else None, current=key)
+    if request.method == "POST" and form.is_valid():
+        changed = key_limits_change(
+            key=key,
+            limits=form.cleaned_data["limits"],
+            context=RequestContext.from_request(request),
+            actor=request.user,
+        )
+        if changed:
+            messages.success(request, f"Changed the limits of “{key.name}” ({key.masked}).")
+        else:
+            messages.info(request, f"“{key.name}” was revoked or expired meanwhile: nothing changed.")
+        return redirect("accounts:keys")
+    created_for = ClientName.of(key.created_for_client) if key.created_for_client else None
+    context = {"key": key, "form": form, "created_for": created_for}
+    return render(request, "accounts/key_limits.html", context, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@never_cache
 def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
     """GET asks for confirmation; POST revokes at once (the API refuses the key from then on)."""
     key = _own_key(request, key_id)
@@ -225,3 +257,14 @@ def key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
     key_revoke(key=key, context=RequestContext.from_request(request), actor=request.user)
     messages.success(request, f"Revoked “{key.name}” ({key.masked}). It no longer works on the API.")
     return redirect("accounts:keys")
+
+
+# --- Recent activity ---------------------------------------------------------------
+
+
+@require_GET
+@login_required
+@never_cache
+def activity(request: HttpRequest) -> HttpResponse:
+    """The audit log seen from the person's side: the newest events about them, as sentences."""
+    return render(request, "accounts/activity.html", {"events": recent_events(request.user)})

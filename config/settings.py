@@ -128,6 +128,31 @@ for _position, _key in enumerate(KEY_ENCRYPTION_KEYS, start=1):
         ) from None
 # Last-used times are written at most this often per key.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
+# Limits people put on keys (docs/accounts.md "Limits on a key"): the expiry
+# pre-selected for a new key on the keys and consent pages (0: never), and the
+# most networks one key's address allowlist may hold.
+API_KEY_DEFAULT_EXPIRY_DAYS = env.int("API_KEY_DEFAULT_EXPIRY_DAYS", default=90)
+API_KEY_MAX_ALLOWED_NETWORKS = env.int("API_KEY_MAX_ALLOWED_NETWORKS", default=32)
+if not 0 <= API_KEY_DEFAULT_EXPIRY_DAYS <= 3660 or not 1 <= API_KEY_MAX_ALLOWED_NETWORKS <= 1000:
+    raise ImproperlyConfigured(
+        "API_KEY_DEFAULT_EXPIRY_DAYS must be 0 (never) to 3660; API_KEY_MAX_ALLOWED_NETWORKS 1 to 1000."
+    )
+
+# --- Notifications -------------------------------------------------------------
+
+# Mails to people about their keys (docs/accounts.md "Notices"). How work that
+# follows a request runs (accounts/background.py): "thread" (a background
+# thread per process), "inline" (after the commit, in the request: tests), or
+# "cron" (only the management commands send mail and finish sweeps).
+BACKGROUND_TASKS = env.str("BACKGROUND_TASKS", default="inline" if TESTING else "thread")
+if BACKGROUND_TASKS not in ("thread", "inline", "cron"):
+    raise ImproperlyConfigured("BACKGROUND_TASKS must be thread, inline or cron.")
+# A failed send is retried after 1, 2, 4 ... minutes (at most 6 hours apart), this many attempts in all.
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=10)
+# People are told this many days before a key an app holds expires.
+KEY_EXPIRY_NOTICE_DAYS = env.int("KEY_EXPIRY_NOTICE_DAYS", default=7)
+# Sent and abandoned notices are deleted by send_notifications after this many days.
+NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=30)
 
 # --- Accounts ------------------------------------------------------------------
 
@@ -332,6 +357,8 @@ if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend"):
         "password": _email.get("EMAIL_HOST_PASSWORD") or "",
         "use_tls": bool(_email.get("EMAIL_USE_TLS")),
         "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+        # A mail server that hangs must not hold a sender (and its claim) forever.
+        "timeout": env.int("EMAIL_TIMEOUT_SECONDS", default=10),
     }
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="keygrant@localhost")
 

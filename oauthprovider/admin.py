@@ -8,9 +8,11 @@ from collections import defaultdict
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -30,15 +32,23 @@ from accounts.admin_utils import (
     warn_already_revoked,
 )
 from accounts.audit import RequestContext
-from accounts.clients import display_name, self_named_record
+from accounts.clients import SELF_NAMED_MARK, ClientName, display_name, is_document_url, self_named_record
 from accounts.models import ApiKey
+from oauthprovider import protocol
+from oauthprovider.blocks import (
+    block_impact,
+    client_block,
+    client_block_sweep,
+    client_block_sweep_later,
+    client_unblock,
+)
 from oauthprovider.introspection import (
     resource_server_create,
     resource_server_revoke,
     resource_server_set_resources,
     served_resources,
 )
-from oauthprovider.models import AuthorizationCode, DeviceAuthorization, Grant, ResourceServer
+from oauthprovider.models import AuthorizationCode, ClientBlock, DeviceAuthorization, Grant, ResourceServer
 from oauthprovider.services import grant_revoke
 
 # --- Grants --------------------------------------------------------------------------
@@ -115,7 +125,9 @@ class GrantAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin
 
     @admin.display(description="key", ordering="key__prefix")
     def key_prefix(self, grant: Grant) -> str:
-        return grant.key.masked if grant.key else "—"
+        if grant.key is None:
+            return "—"
+        return grant.key.masked if grant.key.status == "active" else f"{grant.key.masked} ({grant.key.status})"
 
     @admin.display(description="key chosen")
     def key_origin(self, grant: Grant) -> str:
@@ -143,8 +155,9 @@ class GrantAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, HostnameSearchMixin
                 f"{reverse('admin:accounts_auditevent_changelist')}?"
                 + urlencode({"subject__id__exact": grant.user_id, "client": grant.client_id}),
             ),
+            ("Block this app everywhere", block_url(grant.client_id)),
         ]
-        return format_html_join(" · ", '<a href="{}">{}</a>', links)
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, text) for text, url in links))
 
     @admin.action(
         description="Revoke grant",
@@ -495,3 +508,190 @@ class DeviceAuthorizationAdmin(NulSafeChangelistMixin, ReadOnlyAdminMixin, admin
     @admin.display(description="state")
     def state(self, authorization: DeviceAuthorization) -> str:
         return authorization.state_label
+
+
+# --- Blocked clients (the kill switch) ----------------------------------------------------
+
+
+def block_url(recorded: str) -> str:
+    """The block form, filled in for the client grants record as `recorded`."""
+    if recorded.startswith(SELF_NAMED_MARK):
+        kind, pattern = ClientBlock.Kind.NAME, recorded.removeprefix(SELF_NAMED_MARK)
+    elif is_document_url(recorded):
+        kind, pattern = ClientBlock.Kind.DOCUMENT, recorded
+    else:
+        kind, pattern = ClientBlock.Kind.HOST, recorded
+    return f"{reverse('admin:oauthprovider_clientblock_add')}?{urlencode({'kind': kind, 'pattern': pattern})}"
+
+
+class ClientBlockForm(forms.Form):
+    kind = forms.ChoiceField(label="Block", choices=ClientBlock.Kind.choices, widget=forms.RadioSelect)
+    pattern = forms.CharField(
+        label="Hostname, domain, document URL or name",
+        max_length=protocol.MAX_METADATA_URL,
+        help_text="A hostname or domain in Unicode or punycode (evil.example), or a metadata document URL "
+        "(https://evil.example/client.json), or the name an app gives itself.",
+    )
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to the people affected (in the mail they get) and on the page the app's requests get.",
+    )
+    revoke_chosen_keys = forms.BooleanField(
+        label="Also revoke people's own keys that they chose for this app",
+        required=False,
+        initial=True,
+        help_text="The app holds those keys: leave this on unless you know it never got them. "
+        "Each person is told which of their keys were revoked.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        kind, raw = cleaned.get("kind"), cleaned.get("pattern")
+        if kind and raw:
+            try:
+                cleaned["pattern"] = protocol.block_pattern(kind, raw)
+            except ValueError as exc:
+                self.add_error("pattern", str(exc))
+                return cleaned
+            if ClientBlock.objects.active().filter(kind=kind, pattern=cleaned["pattern"]).exists():
+                self.add_error("pattern", "This client is already blocked.")
+        return cleaned
+
+
+@admin.register(ClientBlock)
+class ClientBlockAdmin(admin.ModelAdmin):
+    """Block a client everywhere: add (with a confirmation page), see the sweep, unblock.
+
+    Blocks are never edited or deleted: a mistaken one is unblocked, and the
+    record of both stays.
+    """
+
+    list_display = ("client", "kind", "reason", "created_by", "created_at", "status", "sweep")
+    list_select_related = ("created_by", "unblocked_by")
+    list_filter = (("unblocked_at", admin.EmptyFieldListFilter), "kind", "created_at")
+    search_fields = ("pattern", "reason")
+    fields = (
+        "client",
+        "kind",
+        "pattern",
+        "reason",
+        "revoke_chosen_keys",
+        "created_by",
+        "created_at",
+        "status",
+        "sweep",
+        "related",
+    )
+    readonly_fields = fields
+    actions = ["unblock"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_unblock_permission(self, request) -> bool:
+        return request.user.has_perm("oauthprovider.change_clientblock")
+
+    @admin.display(description="client", ordering="pattern")
+    def client(self, block: ClientBlock) -> str:
+        if block.kind == ClientBlock.Kind.DOMAIN:
+            return f"{display_name(block.pattern)} and all its subdomains"
+        return display_name(block.pattern)
+
+    @admin.display(description="status", ordering="unblocked_at")
+    def status(self, block: ClientBlock) -> str:
+        if block.is_active:
+            return "Blocked"
+        by = f" by {block.unblocked_by.username}" if block.unblocked_by else ""
+        return f"Unblocked {block.unblocked_at:%Y-%m-%d %H:%M}{by}"
+
+    @admin.display(description="revoked")
+    def sweep(self, block: ClientBlock) -> str:
+        done = f"done {block.swept_at:%Y-%m-%d %H:%M}" if block.swept_at else "in progress"
+        return f"{block.grants_revoked} grants, {block.keys_revoked} keys ({done})"
+
+    @admin.display(description="related")
+    def related(self, block: ClientBlock) -> str:
+        events = f"{reverse('admin:accounts_auditevent_changelist')}?" + urlencode({"q": block.pattern})
+        return format_html('<a href="{}">Audit events</a>', events)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        """The form, then a confirmation page that says what will be revoked, then the block."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        initial = {k: request.GET[k] for k in ("kind", "pattern") if k in request.GET}
+        form = ClientBlockForm(request.POST if request.method == "POST" else None, initial=initial)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form}
+        if request.method != "POST" or not form.is_valid():
+            return TemplateResponse(
+                request, "admin/oauthprovider/clientblock/add.html", {**context, "title": "Block an app"}
+            )
+        data = form.cleaned_data
+        if not is_confirmed(request):
+            impact = block_impact(kind=data["kind"], pattern=data["pattern"])
+            return TemplateResponse(
+                request,
+                "admin/oauthprovider/clientblock/confirm.html",
+                {
+                    **context,
+                    "title": "Block this app?",
+                    "impact": impact,
+                    "data": data,
+                    "client_display": ClientName.of(data["pattern"]).one_line,
+                    "kind_label": ClientBlock.Kind(data["kind"]).label,
+                    "batch_size": settings.MAINTENANCE_BATCH_SIZE,
+                },
+            )
+        return self._block(request, data)
+
+    def _block(self, request: HttpRequest, data: dict) -> HttpResponse:
+        audit_context = RequestContext.from_request(request)
+        try:
+            block = client_block(
+                kind=data["kind"],
+                pattern=data["pattern"],
+                reason=data["reason"],
+                revoke_chosen_keys=data["revoke_chosen_keys"],
+                actor=request.user,
+                context=audit_context,
+            )
+        except IntegrityError:  # blocked meanwhile by someone else
+            self.message_user(request, "This client was blocked meanwhile.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:oauthprovider_clientblock_changelist"))
+        # The first batch now; the rest in the background (and `sweep_client_blocks` from cron).
+        done = client_block_sweep(block=block, context=audit_context, max_batches=1)
+        if not done:
+            client_block_sweep_later(block)
+        block.refresh_from_db()
+        text = f"Blocked {ClientName.of(block.pattern).one_line}: revoked {block.grants_revoked} grants and "
+        text += f"{block.keys_revoked} keys" + ("." if done else " so far; the rest follows in the background.")
+        self.message_user(request, text, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:oauthprovider_clientblock_change", args=[block.pk]))
+
+    @admin.action(description="Unblock (revives nothing)", permissions=["unblock"])
+    def unblock(self, request: HttpRequest, queryset):
+        blocks = list(queryset)
+        if not is_confirmed(request):
+            return confirmation_page(
+                self,
+                request,
+                blocks,
+                action="unblock",
+                title="Unblock apps",
+                intro=ngettext("Unblock this app?", "Unblock these %(count)d apps?", len(blocks))
+                % {"count": len(blocks)},
+                rows=[ConfirmRow(self.client(b), "" if b.is_active else "already unblocked") for b in blocks],
+                explanation=[
+                    "People can allow the app again from now on. Nothing revoked comes back: its grants and "
+                    "keys stay revoked, and it must ask each person again.",
+                    "A sweep still running stops at its next batch.",
+                ],
+                submit_label="Yes, unblock",
+            )
+        audit_context = RequestContext.from_request(request)
+        lifted = sum(client_unblock(block=b, actor=request.user, context=audit_context) for b in blocks)
+        self.message_user(request, ngettext("Unblocked %d app.", "Unblocked %d apps.", lifted) % lifted)
+        return None

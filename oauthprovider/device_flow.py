@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.audit import RequestContext, audit_record
+from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, User
 from oauthprovider.models import DeviceAuthorization
 from oauthprovider.protocol import (
@@ -92,11 +93,17 @@ def pending_device_authorization(typed_user_code: str) -> DeviceAuthorization | 
 
 
 def device_approve(
-    *, user: User, authorization: DeviceAuthorization, key: ApiKey | None, context: RequestContext
+    *,
+    user: User,
+    authorization: DeviceAuthorization,
+    key: ApiKey | None,
+    context: RequestContext,
+    limits: KeyLimits = NO_LIMITS,
 ) -> bool:
-    """The person's Allow: the grant and key, ready for the device's next poll.
+    """The person's Allow: the grant and key (a new one with `limits`), ready for the device's next poll.
 
-    False (and nothing written) if the authorization expired or was decided meanwhile.
+    False (and nothing written) if the authorization expired or was decided
+    meanwhile. Raises ClientBlocked (nothing written) for a blocked name.
     """
     with transaction.atomic():
         authorization = DeviceAuthorization.objects.select_for_update().get(pk=authorization.pk)
@@ -110,6 +117,7 @@ def device_approve(
             key=key,
             context=context,
             detail={"flow": "device"},
+            limits=limits,
         )
         authorization.user, authorization.grant, authorization.key = user, grant, grant.key
         authorization.approved_at = timezone.now()
@@ -162,6 +170,8 @@ def device_token(*, token_request: DeviceTokenRequest, context: RequestContext) 
         raise OAuthError("expired_token", "The approval was not picked up in time; start again.")
     if not authorization.key.is_active or not authorization.grant.is_active:
         raise OAuthError("invalid_grant", "The key or grant behind this device code has been revoked.")
+    if authorization.key.is_expired(now):
+        raise OAuthError("invalid_grant", "The key behind this device code has expired.")
     raw_key = plaintext_of(authorization.key)
     with transaction.atomic(savepoint=False):
         won = DeviceAuthorization.objects.filter(pk=authorization.pk, delivered_at__isnull=True).update(

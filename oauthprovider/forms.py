@@ -1,7 +1,9 @@
-"""The consent page's form: Allow or Deny, and which key the app gets."""
+"""The consent page's form: Allow or Deny, which key the app gets, and the limits of a new key."""
 
 from django import forms
 
+from accounts.key_forms import LIMIT_FIELDS, KeyLimitsForm
+from accounts.limits import NO_LIMITS
 from accounts.models import ApiKey, User
 
 NEW_KEY = "new"
@@ -20,8 +22,14 @@ class KeyChoiceField(forms.ModelChoiceField):
         return super().clean(value)
 
 
-class ConsentForm(forms.Form):
-    """DESIGN.md flow step 3: a new key for the app (the default), or one of the user's active keys."""
+class ConsentForm(KeyLimitsForm):
+    """DESIGN.md flow step 3: a new key for the app (the default), or one of the user's active keys.
+
+    A new key gets the limits chosen beside it (expiry pre-selected from
+    API_KEY_DEFAULT_EXPIRY_DAYS); they are checked only when they matter (Allow
+    with a new key), so a typo in them never stands in the way of Deny.
+    `cleaned_data["limits"]` is NO_LIMITS otherwise.
+    """
 
     decision = forms.ChoiceField(
         choices=[("allow", "Allow"), ("deny", "Deny")],
@@ -36,7 +44,17 @@ class ConsentForm(forms.Form):
             data = data.copy()
             data["key"] = NEW_KEY  # a form without the choice asks for the recommended default
         super().__init__(data)
-        self.fields["key"].queryset = ApiKey.objects.active().filter(user=user)
+        # Expired keys are not offered: an app would get a key that no longer works.
+        self.fields["key"].queryset = ApiKey.objects.usable().filter(user=user)
+
+    def clean(self):
+        cleaned = self.cleaned_data
+        if cleaned.get("decision") == "allow" and "key" in cleaned and cleaned["key"] is None:
+            return super().clean()
+        for name in LIMIT_FIELDS:  # limits of a key nobody creates: not this form's business
+            self._errors.pop(name, None)
+        cleaned["limits"] = NO_LIMITS
+        return cleaned
 
     @property
     def allowed(self) -> bool:

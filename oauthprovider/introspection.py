@@ -109,17 +109,20 @@ def resource_server_authenticate(*, client_id: str, secret: str) -> ResourceServ
     return server
 
 
-def key_introspect(*, raw_key: str, server: ResourceServer) -> dict:
+def key_introspect(*, raw_key: str, server: ResourceServer, client_address: str | None = None) -> dict:
     """RFC 7662 section 2.2: what `server` may know about a key, never the key.
 
     Only keys handed to `server`: an active grant of the key's owner that
     names one of the server's resources and either holds this key or created
     it (a key created for an app belongs to that app's grant, as revocation
     treats it). Any other key, even an active one, is `{"active": false}`
-    (RFC 7662 2.2 lets the server decide what each caller may learn).
+    (RFC 7662 2.2 lets the server decide what each caller may learn). So is
+    an expired key, and a key limited to some addresses unless the resource
+    server says where its caller is (`client_address`) and that address is
+    allowed (docs/decisions.md "Limits on keys").
     """
     key = ApiKey.objects.for_raw_key(raw_key)
-    if key is None:
+    if key is None or key.refusal(address=client_address) is not None:
         return {"active": False}
     held = Q(key=key) | Q(client_id=key.created_for_client) if key.created_for_client else Q(key=key)
     grants = Grant.objects.filter(held, user_id=key.user_id, revoked_at__isnull=True)
@@ -141,6 +144,8 @@ def key_introspect(*, raw_key: str, server: ResourceServer) -> dict:
         "iat": int(key.created_at.timestamp()),
         "iss": settings.OAUTH_ISSUER,
     }
+    if key.expires_at is not None:
+        answer["exp"] = int(key.expires_at.timestamp())
     answer["client_id"] = holder
     # The resources of this server the user consented to hand this key to (RFC 7662 2.2, RFC 8707).
     answer["aud"] = audience

@@ -3,7 +3,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from oauthprovider.protocol import resource_allowed
+from oauthprovider import protocol
 
 
 class Grant(models.Model):
@@ -136,7 +136,7 @@ class ResourceServer(models.Model):
 
     def serves(self, resource: str) -> bool:
         """Whether `resource` (as a grant records it) is this server's, or below one of its URLs."""
-        return resource_allowed(resource, self.resources)
+        return protocol.resource_allowed(resource, self.resources)
 
 
 class DeviceAuthorization(models.Model):
@@ -202,3 +202,72 @@ class PendingConsent(models.Model):
 
     def __str__(self) -> str:
         return f"pending consent of {self.user_id} until {self.expires_at:%H:%M:%S}"
+
+
+class ClientBlockQuerySet(models.QuerySet):
+    def active(self) -> "ClientBlockQuerySet":
+        return self.filter(unblocked_at__isnull=True)
+
+    def covering(self, recorded: str) -> "ClientBlockQuerySet":
+        """Active blocks that cover the client recorded as `recorded`: one indexed query."""
+        candidates = protocol.block_candidates(recorded)
+        if not candidates:
+            return self.none()
+        query = models.Q()
+        for kind, pattern in candidates:
+            query |= models.Q(kind=kind, pattern=pattern)
+        return self.active().filter(query)
+
+
+class ClientBlock(models.Model):
+    """An operator's kill switch for one client, or every client under a domain (oauthprovider.blocks).
+
+    While active, consents for the client are refused and its authorization
+    requests get our error page. Blocking revokes every grant of the client
+    and every key created for it (the sweep); unblocking revives nothing.
+    """
+
+    class Kind(models.TextChoices):
+        HOST = protocol.BLOCK_HOST, "Hostname (and metadata documents on that host)"
+        DOMAIN = protocol.BLOCK_DOMAIN, "Domain with all its subdomains (and their metadata documents)"
+        DOCUMENT = protocol.BLOCK_DOCUMENT, "Client metadata document URL"
+        NAME = protocol.BLOCK_NAME, "Name an app on people's computers gives itself (not verified)"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    pattern = models.CharField(max_length=255, help_text="As grants record clients (hostnames in IDNA A-labels).")
+    reason = models.TextField(max_length=500, help_text="Shown to the people affected and on the refusal page.")
+    # The people's own keys that they chose for this client on the consent page: the client holds them.
+    revoke_chosen_keys = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    unblocked_at = models.DateTimeField(null=True, blank=True)
+    unblocked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The sweep (revoking what was handed out) runs in batches; done when this is set.
+    swept_at = models.DateTimeField(null=True, blank=True)
+    grants_revoked = models.PositiveIntegerField(default=0)
+    keys_revoked = models.PositiveIntegerField(default=0)
+
+    objects = ClientBlockQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "blocked client"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "pattern"],
+                condition=models.Q(unblocked_at__isnull=True),
+                name="one_active_block_per_pattern",
+            )
+        ]
+        indexes = [models.Index(fields=["pattern"])]
+
+    def __str__(self) -> str:
+        return f"block of {self.pattern} ({self.kind})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.unblocked_at is None

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from accounts.clients import LOOPBACK_HOSTS, ascii_host, is_document_url, self_named_record, without_format_characters
+from accounts.clients import (
+    LOOPBACK_HOSTS,
+    SELF_NAMED_MARK,
+    ascii_host,
+    is_document_url,
+    self_named_record,
+    without_format_characters,
+)
 
 SCOPE_KEY_READ = "key:read"
 SUPPORTED_SCOPES = (SCOPE_KEY_READ,)
@@ -663,3 +670,81 @@ def _device_client_name(client_name: Any) -> str:
         client_name = ""
     name = " ".join("".join(c for c in client_name if c.isprintable()).split())[:MAX_SELF_NAME].strip()
     return name or "unnamed device app"
+
+
+# --- Blocked clients (the operator's kill switch) ------------------------------------------
+
+BLOCK_HOST = "host"  # a website's hostname, and metadata documents published on that host
+BLOCK_DOMAIN = "domain"  # a domain, all its subdomains, and metadata documents on any of them
+BLOCK_DOCUMENT = "document"  # one client metadata document URL
+BLOCK_NAME = "name"  # a name apps give themselves: verified by nothing, so easily changed
+
+
+def block_pattern(kind: str, raw: str) -> str:
+    """What a block of `kind` records for what an operator typed; ValueError with a sentence if unusable.
+
+    Hostnames and domains are stored as grants record hosts (IDNA A-labels),
+    a document URL exactly as apps send it, an app's own name with the mark
+    grants record (accounts.clients). Loopback names (`localhost`) are not
+    blocked here: OAUTH_ALLOW_LOOPBACK_CLIENTS turns all such apps off.
+    """
+    raw = raw.strip()
+    if kind in (BLOCK_HOST, BLOCK_DOMAIN):
+        if raw.lower() in LOOPBACK_HOSTS:
+            raise ValueError("localhost is not a website; OAUTH_ALLOW_LOOPBACK_CLIENTS turns local apps off.")
+        if is_document_url(raw):
+            raise ValueError("Type the hostname alone (e.g. evil.example), not a URL.")
+        try:
+            return validate_client_id(raw, allow_loopback=False).host
+        except OAuthError:
+            raise ValueError("Not a hostname such as evil.example.") from None
+    if kind == BLOCK_DOCUMENT:
+        try:
+            validate_metadata_document_url(raw)
+        except OAuthError:
+            raise ValueError("Not a client metadata document URL (https, with a path).") from None
+        return raw
+    if kind == BLOCK_NAME:
+        if raw.lower() in LOOPBACK_HOSTS:
+            raise ValueError(f"“{raw}” is a loopback name; OAUTH_ALLOW_LOOPBACK_CLIENTS turns local apps off.")
+        try:
+            return self_named_client(raw).recorded
+        except OAuthError:
+            raise ValueError(f"A name of at most {MAX_SELF_NAME} printable characters.") from None
+    raise ValueError("Choose what kind of client to block.")
+
+
+def _host_of_document(url: str) -> str | None:
+    try:
+        return _split_uri(url).host
+    except OAuthError:
+        return None
+
+
+def block_candidates(recorded: str) -> list[tuple[str, str]]:
+    """Every (kind, pattern) of a block that covers the client grants record as `recorded`.
+
+    A website is covered by a block of its host or of any domain above it; a
+    metadata document by a block of its URL, of its host or of a domain
+    above that; an app that names itself only by a block of that very name
+    (a website's block never covers a local app that calls itself so).
+    """
+    if recorded.startswith(SELF_NAMED_MARK):
+        return [(BLOCK_NAME, recorded)]
+    if recorded in LOOPBACK_HOSTS:
+        return []
+    candidates = []
+    host: str | None = recorded
+    if is_document_url(recorded):
+        candidates.append((BLOCK_DOCUMENT, recorded))
+        host = _host_of_document(recorded)
+    if host:
+        candidates.append((BLOCK_HOST, host))
+        labels = host.split(".")
+        candidates += [(BLOCK_DOMAIN, ".".join(labels[i:])) for i in range(len(labels) - 1)]
+    return candidates
+
+
+def block_covers(kind: str, pattern: str, recorded: str) -> bool:
+    """Whether a block of `kind` and `pattern` covers the client recorded as `recorded`."""
+    return (kind, pattern) in block_candidates(recorded)

@@ -8,16 +8,18 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.audit import RequestContext, audit_record
 from accounts.clients import ClientName
 from accounts.keys import KeyDecryptionError
-from accounts.models import ApiKey, AuditEvent, User
+from accounts.limits import NO_LIMITS, KeyLimits
+from accounts.models import ApiKey, AuditEvent, Notification, User
+from accounts.notifications import link, notification_queue
 from accounts.services import key_create, key_revoke
-from oauthprovider.models import AuthorizationCode, Grant
+from oauthprovider.models import AuthorizationCode, ClientBlock, Grant
 from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, TokenRequest, hash_secret, pkce_verify
 
 logger = logging.getLogger(__name__)
@@ -31,15 +33,60 @@ _ACTOR_OF = {
 }
 
 
+# --- Blocked clients ---------------------------------------------------------------------------
+
+# PostgreSQL advisory lock that orders consents against blocks (see consents_lock).
+_CONSENTS_LOCK = 0x4B47424C
+
+
+class ClientBlocked(OAuthError):
+    """The client is blocked by an operator (oauthprovider.blocks): no consent, no key."""
+
+    def __init__(self, block: ClientBlock) -> None:
+        super().__init__("unauthorized_client", "The operators of this service blocked this app.", status=403)
+        self.block = block
+
+
+def consents_lock(*, exclusive: bool) -> None:
+    """Order consents against blocks, so that no grant slips between a block and its sweep.
+
+    Consents take the lock shared (they run side by side) before they look
+    for a block; creating a block takes it exclusively, so it waits for
+    every consent already past that check to commit, and consents that come
+    later wait for the block to commit and then see it. The sweep starts
+    after the block committed, so it sees every grant a consent could have
+    made without seeing the block. Held until the transaction ends.
+
+    On PostgreSQL an advisory transaction lock. SQLite runs write
+    transactions one at a time (IMMEDIATE, config/settings.py), which gives
+    the same order with nothing to do here.
+    """
+    if connection.vendor == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {function}(%s)", [_CONSENTS_LOCK])
+
+
+def client_block_of(client: Client) -> ClientBlock | None:
+    """The active block covering this client, if any (one indexed query)."""
+    return ClientBlock.objects.covering(client.recorded).first()
+
+
 # --- Consent ---------------------------------------------------------------------------------
 
 
 def consent_approve(
-    *, user: User, auth_request: AuthorizationRequest, key: ApiKey | None, context: RequestContext
+    *,
+    user: User,
+    auth_request: AuthorizationRequest,
+    key: ApiKey | None,
+    context: RequestContext,
+    limits: KeyLimits = NO_LIMITS,
 ) -> str:
     """The user's Allow: the key (a new one for the app when `key` is None), the grant, a one-time code.
 
-    `key` must be one of the user's active keys (the consent form checks it).
+    `key` must be one of the user's active keys (the consent form checks it);
+    `limits` are those the person chose for a new key. Raises ClientBlocked.
     """
     with transaction.atomic():
         grant = grant_authorize(
@@ -50,6 +97,7 @@ def consent_approve(
             key=key,
             context=context,
             detail={"redirect_uri": auth_request.redirect_uri},
+            limits=limits,
         )
         return code_issue(grant=grant, auth_request=auth_request, context=context)
 
@@ -69,21 +117,33 @@ def grant_authorize(
     key: ApiKey | None,
     context: RequestContext,
     detail: dict,
+    limits: KeyLimits = NO_LIMITS,
 ) -> Grant:
     """Record a consent: the user's one grant for this client (DESIGN.md "Grants"), created or renewed.
 
     `key` is the user's active key they chose, or None for a new key created
-    for the app. `detail` goes into the audit event (how the app gets the key).
+    for the app with `limits`. `detail` goes into the audit event (how the
+    app gets the key). A blocked client is refused (ClientBlocked) inside
+    the transaction, after `consents_lock`. When the app gains access it did
+    not have (a first key, a new key, another key, access again after a
+    revocation), the person is told by mail.
     """
     now = timezone.now()
     with transaction.atomic():
+        consents_lock(exclusive=False)
+        block = client_block_of(client)
+        if block is not None:
+            raise ClientBlocked(block)
         key_is_new = key is None
         if key is None:
             name = ClientName.of(client.recorded, declared_name=client.name).label
-            key, _ = key_create(user=user, name=name, context=context, created_for_client=client.recorded)
+            key, _ = key_create(
+                user=user, name=name, context=context, created_for_client=client.recorded, limits=limits
+            )
         grant, _ = Grant.objects.select_for_update().get_or_create(
             user=user, client_id=client.recorded, defaults={"first_authorized_at": now}
         )
+        had_this_key = grant.is_active and grant.key_id == key.pk
         grant.authorize(
             scope=scope, resources=resources, client_name=client.name, key=key, key_is_new=key_is_new, at=now
         )
@@ -97,7 +157,30 @@ def grant_authorize(
             key_prefix=key.prefix,
             detail={"scope": scope, "new_key": key_is_new, "resources": list(resources), **detail},
         )
+        if not had_this_key:
+            _notify_app_got_key(user=user, grant=grant, key=key, key_is_new=key_is_new, context=context, detail=detail)
     return grant
+
+
+def _notify_app_got_key(
+    *, user: User, grant: Grant, key: ApiKey, key_is_new: bool, context: RequestContext, detail: dict
+) -> None:
+    notification_queue(
+        user=user,
+        kind=Notification.Kind.APP_GOT_KEY,
+        template="oauthprovider/email/app_got_key",
+        context={
+            "app": ClientName.of(grant.client_id, declared_name=grant.client_name),
+            "key": key,
+            "key_is_new": key_is_new,
+            "device": detail.get("flow") == "device",
+            "at": grant.last_authorized_at,
+            "ip_address": context.ip_address,
+            "apps_url": link("oauth:apps"),
+            "keys_url": link("accounts:keys"),
+            "activity_url": link("accounts:activity"),
+        },
+    )
 
 
 # --- Codes -----------------------------------------------------------------------------------
@@ -186,6 +269,8 @@ def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, m
         )
     if not code.key.is_active or not code.grant.is_active:
         raise OAuthError("invalid_grant", "The key or grant behind this code has been revoked.")
+    if code.key.is_expired():
+        raise OAuthError("invalid_grant", "The key behind this code has expired.")
     # RFC 8707 section 2.2: the token request may narrow, never widen, the resources.
     if code.resources and not set(token_request.resources) <= set(code.resources):
         raise OAuthError("invalid_target", "The resource differs from the one in the authorization request.")
@@ -241,25 +326,36 @@ def code_replay_revoke(*, code: AuthorizationCode, context: RequestContext) -> N
 # --- Revocation ------------------------------------------------------------------------------
 
 
+# Revocations people are told about: those they did not make themselves.
+_NOTIFIED_REVOCATIONS = (Grant.RevokedBy.ADMIN, Grant.RevokedBy.REPLAY)
+
+
 def grant_revoke(
-    *, grant: Grant, by: str, context: RequestContext, actor: User | None = None, revoke_key: bool = False
+    *,
+    grant: Grant,
+    by: str,
+    context: RequestContext,
+    actor: User | None = None,
+    revoke_key: bool = False,
+    reason: str = "",
 ) -> list[ApiKey]:
     """Revoke a grant and the keys its consents created (DESIGN.md "Grants"); returns the keys revoked now.
 
     A pre-existing key the user chose is revoked only with `revoke_key`:
     the app still holds it, and only the person revoking can say whether
-    other uses of that key matter more.
+    other uses of that key matter more. Revoked by an operator or after a
+    code replay, the person is told by mail (with `reason`, when given).
     """
     with transaction.atomic():
         newly_revoked = grant.revoke(by=by, by_user=actor, at=timezone.now())
         keys = ApiKey.objects.active().filter(user_id=grant.user_id, created_for_client=grant.client_id)
         if revoke_key and grant.key is not None:
             keys = keys | ApiKey.objects.active().filter(pk=grant.key_id)
-        reason = f"grant for {grant.client_id} revoked"
+        key_reason = f"grant for {grant.client_id} revoked"
         revoked = [
             key
             for key in keys
-            if key_revoke(key=key, context=context, actor_kind=_ACTOR_OF[by], actor=actor, reason=reason)
+            if key_revoke(key=key, context=context, actor_kind=_ACTOR_OF[by], actor=actor, reason=key_reason)
         ]
         if newly_revoked or revoked:
             audit_record(
@@ -270,9 +366,36 @@ def grant_revoke(
                 subject_id=grant.user_id,
                 client_id=grant.client_id,
                 key_prefix=grant.key.prefix if grant.key else "",
-                detail={"by": by, "keys_revoked": [k.prefix for k in revoked]},
+                detail={
+                    "by": by,
+                    "keys_revoked": [k.prefix for k in revoked],
+                    **({"reason": reason} if reason else {}),
+                },
             )
+            if by in _NOTIFIED_REVOCATIONS:
+                _notify_access_revoked(grant=grant, by=by, revoked=revoked, reason=reason)
     return revoked
+
+
+def _notify_access_revoked(*, grant: Grant, by: str, revoked: list[ApiKey], reason: str) -> None:
+    kept = grant.key if grant.key is not None and grant.key.is_active and grant.key not in revoked else None
+    notification_queue(
+        user=grant.user,
+        kind=Notification.Kind.ACCESS_REVOKED,
+        template="oauthprovider/email/access_revoked",
+        context={
+            "app": ClientName.of(grant.client_id, declared_name=grant.client_name),
+            "by_admin": by == Grant.RevokedBy.ADMIN,
+            "by_replay": by == Grant.RevokedBy.REPLAY,
+            "reason": reason,
+            "revoked": revoked,
+            "kept": kept,
+            "at": grant.revoked_at or timezone.now(),
+            "apps_url": link("oauth:apps"),
+            "keys_url": link("accounts:keys"),
+            "activity_url": link("accounts:activity"),
+        },
+    )
 
 
 def key_return(*, raw_key: str, clients: list[str] | None, context: RequestContext) -> None:

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts import limits
+from accounts.audit import client_ip
 from accounts.models import ApiKey
 from accounts.services import key_touch
 from oauthprovider.http import allow_methods, no_store, public_cors
@@ -55,6 +57,13 @@ def me(request: HttpRequest) -> JsonResponse:
     key = ApiKey.objects.for_raw_key(raw)
     if key is None:
         return _unauthorized("The API key is unknown or revoked.", invalid=True)
+    # The key's limits are columns of the row just read: no further query.
+    address = client_ip(request)
+    refusal = key.refusal(address=address)
+    if refusal == limits.EXPIRED:
+        return _unauthorized("The API key has expired.", invalid=True)
+    if refusal == limits.ADDRESS_NOT_ALLOWED:
+        return _unauthorized(f"The API key may not be used from this address ({address or 'unknown'}).", invalid=True)
     key_touch(key=key)
     user = key.user
     return no_store(

@@ -13,12 +13,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.audit import RequestContext, client_ip
+from accounts.clients import ClientName
 from oauthprovider import pending, protocol
 from oauthprovider.cimd import resolve_metadata_client
 from oauthprovider.csrf import consent_csrf_protect
 from oauthprovider.forms import ConsentForm
+from oauthprovider.models import ClientBlock
 from oauthprovider.protocol import AuthorizationRequest, OAuthError
-from oauthprovider.services import consent_approve, consent_deny
+from oauthprovider.services import ClientBlocked, client_block_of, consent_approve, consent_deny
 from oauthprovider.views.consent import consent_page, no_referrer
 
 
@@ -56,12 +58,20 @@ def error_page(
     )
 
 
+def blocked_page(request: HttpRequest, block: ClientBlock, client: protocol.Client) -> HttpResponse:
+    """A blocked client's request: our page naming the block, never a redirect, no link back (403)."""
+    app = ClientName.of(client.recorded, declared_name=client.name)
+    return render(request, "oauthprovider/blocked.html", {"app": app, "client_block": block}, status=403)
+
+
 def _validated(request: HttpRequest, params: protocol.Params) -> AuthorizationRequest | HttpResponse:
     """The request, validated in DESIGN.md's order; or the error page.
 
     This is the one place that decides where an error may be reported:
     errors in the client_id or redirect_uri are shown to the person only,
-    later ones may also go back to the app, with the state when usable.
+    later ones may also go back to the app, with the state when usable. A
+    client an operator blocked gets our page naming the block, and nothing
+    goes back to it.
     """
     loopback = settings.OAUTH_ALLOW_LOOPBACK_CLIENTS
     fetch = functools.partial(resolve_metadata_client, requester=client_ip(request))
@@ -72,6 +82,9 @@ def _validated(request: HttpRequest, params: protocol.Params) -> AuthorizationRe
         redirect_uri = protocol.parse_redirect_uri(params, client, allow_loopback=loopback)
     except OAuthError as exc:
         return error_page(request, exc)
+    block = client_block_of(client)
+    if block is not None:
+        return blocked_page(request, block, client)
     try:
         return protocol.parse_authorization_request(
             params, client=client, redirect_uri=redirect_uri, allowed_resources=settings.OAUTH_RESOURCES
@@ -131,15 +144,23 @@ def decide(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _consent_page(request, auth_request, rid, form)
     context = RequestContext.from_request(request)
-    with transaction.atomic():
-        if not pending.pending_take(rid=rid, user=request.user):
-            return _already_answered(request)  # another POST of this form was first
-        if form.allowed:
-            code = consent_approve(
-                user=request.user, auth_request=auth_request, key=form.cleaned_data["key"], context=context
-            )
-            reply = {"code": code}
-        else:
-            consent_deny(user=request.user, client=auth_request.client, context=context)
-            reply = {"error": "access_denied", "error_description": "The user denied the request."}
+    try:
+        with transaction.atomic():
+            if not pending.pending_take(rid=rid, user=request.user):
+                return _already_answered(request)  # another POST of this form was first
+            if form.allowed:
+                code = consent_approve(
+                    user=request.user,
+                    auth_request=auth_request,
+                    key=form.cleaned_data["key"],
+                    context=context,
+                    limits=form.cleaned_data["limits"],
+                )
+                reply = {"code": code}
+            else:
+                consent_deny(user=request.user, client=auth_request.client, context=context)
+                reply = {"error": "access_denied", "error_description": "The user denied the request."}
+    except ClientBlocked as blocked:  # blocked while the page was open: nothing was written
+        pending.pending_take(rid=rid, user=request.user)
+        return blocked_page(request, blocked.block, auth_request.client)
     return _redirect(_reply_url(auth_request.redirect_uri, reply, auth_request.state))

@@ -23,16 +23,16 @@ MAX_SEARCH = 100
 
 
 def previous_choice(user: User, client: Client) -> ApiKey | None:
-    """The key chosen last time for this client, if it was one of the person's existing keys, still active."""
+    """The key chosen last time for this client, if it was one of the person's existing keys, still usable."""
     grant = Grant.objects.select_related("key").filter(user=user, client_id=client.recorded).first()
-    if grant and grant.key and grant.key.is_active and not grant.key_created_by_consent:
+    if grant and grant.key and grant.key.is_usable() and not grant.key_created_by_consent:
         return grant.key
     return None
 
 
 def offered_keys(user: User, *, previous: ApiKey | None, search: str) -> tuple[list[ApiKey], bool]:
-    """At most KEYS_SHOWN keys to offer (the previous choice first), and whether more exist."""
-    keys = ApiKey.objects.active().filter(user=user)
+    """At most KEYS_SHOWN usable keys to offer (the previous choice first), and whether more exist."""
+    keys = ApiKey.objects.usable().filter(user=user)
     if search:
         keys = keys.filter(Q(name__icontains=search) | Q(prefix__startswith=search))
     if previous is not None:

@@ -38,6 +38,8 @@ from oauthprovider.protocol import (
     normalize_user_code,
     parse_device_authorization_request,
 )
+from oauthprovider.services import ClientBlocked, client_block_of
+from oauthprovider.views.authorize import blocked_page
 from oauthprovider.views.consent import consent_page, no_referrer
 
 WINDOW_SECONDS = {"device_requests": 600, "user_code_failures": 900}
@@ -69,6 +71,8 @@ def device_code(request: HttpRequest) -> HttpResponse:
         device_request = parse_device_authorization_request(
             form_params(request), allowed_resources=settings.OAUTH_RESOURCES
         )
+        if client_block_of(device_request.client) is not None:
+            raise OAuthError("unauthorized_client", "The operators of this service blocked this app.")
     except OAuthError as exc:
         return oauth_error_response(exc)
     started = device_start(request=device_request)
@@ -141,6 +145,9 @@ def device(request: HttpRequest) -> HttpResponse:
             count_hit(counter, window=WINDOW_SECONDS["user_code_failures"])
         error = "That code is not valid, has expired or was already used. Check the code your device shows."
         return _entry_page(request, typed=typed, error=error, status=400)
+    block = client_block_of(device_client(authorization))
+    if block is not None:
+        return blocked_page(request, block, device_client(authorization))
     user_code = format_user_code(normalize_user_code(typed))
     params = {"device": [str(authorization.pk)], "user_code": [user_code]}
     rid = pending.pending_store(user=request.user, params=params)
@@ -174,13 +181,22 @@ def _decide(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _device_consent_page(request, authorization, rid, form, params["user_code"][0])
     context = RequestContext.from_request(request)
-    with transaction.atomic():
-        done = pending.pending_take(rid=rid, user=request.user)
-        if done and form.allowed:
-            key = form.cleaned_data["key"]
-            done = device_approve(user=request.user, authorization=authorization, key=key, context=context)
-        elif done:
-            done = device_deny(user=request.user, authorization=authorization, context=context)
+    try:
+        with transaction.atomic():
+            done = pending.pending_take(rid=rid, user=request.user)
+            if done and form.allowed:
+                done = device_approve(
+                    user=request.user,
+                    authorization=authorization,
+                    key=form.cleaned_data["key"],
+                    context=context,
+                    limits=form.cleaned_data["limits"],
+                )
+            elif done:
+                done = device_deny(user=request.user, authorization=authorization, context=context)
+    except ClientBlocked as blocked:  # blocked while the page was open: nothing was written
+        pending.pending_take(rid=rid, user=request.user)
+        return blocked_page(request, blocked.block, device_client(authorization))
     return _result_page(request, authorization, allowed=form.allowed, done=done)
 
 

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import ipaddress
 from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -50,6 +51,18 @@ def introspect(request: HttpRequest) -> HttpResponse:
         protocol.single_param(params, "token_type_hint", max_length=protocol.MAX_SHORT)
         if token is None:
             raise OAuthError("invalid_request", "The token parameter is missing.")
+        client_address = _client_address(params)
     except OAuthError as exc:
         return oauth_error_response(exc)
-    return no_store(JsonResponse(key_introspect(raw_key=token, server=server)))
+    return no_store(JsonResponse(key_introspect(raw_key=token, server=server, client_address=client_address)))
+
+
+def _client_address(params: protocol.Params) -> str | None:
+    """Where the resource server's caller is (an extension parameter, RFC 7662 2.1): for keys limited to addresses."""
+    raw = protocol.single_param(params, "client_address", max_length=protocol.MAX_SHORT)
+    if raw is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise OAuthError("invalid_request", "The client_address parameter is not an IP address.") from None

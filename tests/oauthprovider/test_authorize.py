@@ -402,7 +402,7 @@ def test_the_back_link_keeps_the_redirect_uri_query(alice_client, pkce_pair):
     assert back_link(response).startswith(uri + "&error=invalid_scope&")
 
 
-def test_the_error_page_is_shown_before_login(client, pkce_pair):
+def test_the_error_page_is_shown_before_login(client, db, pkce_pair):
     response = get_authorize(client, pkce_pair, scope="admin")
     assert_error_page_with_back_link(response, "invalid_scope")
 

@@ -76,7 +76,7 @@ def test_authorize_survives_any_value_in_any_parameter(alice_client, base_author
 
 @pytest.mark.parametrize("value", NASTY_ENCODED.values(), ids=NASTY_ENCODED.keys())
 @pytest.mark.parametrize("name", ["client_id", "redirect_uri", "state"])
-def test_authorize_survives_any_value_for_an_anonymous_user(client, base_authorize, name, value):
+def test_authorize_survives_any_value_for_an_anonymous_user(client, db, base_authorize, name, value):
     assert_handled(client.get("/getKeys/authorize?" + nasty_query(name, value, base_authorize)))
 
 
