@@ -30,15 +30,18 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--scale", action="store_true", help="PostgreSQL: empty, then millions of rows (slow)")
-    parser.add_argument("--seconds", type=int, default=5, help="length of each measured window")
-    parser.add_argument("--rounds", type=int, default=2, help="floor/Keygrant pairs per scenario")
+    parser.add_argument("--scale-users", type=int, default=100_000, help="--scale: users (10 keys, 10 grants each)")
+    parser.add_argument("--scale-codes", type=int, default=5_000_000, help="--scale: expired codes")
+    parser.add_argument("--seconds", type=int, default=4, help="length of each measured window")
+    parser.add_argument("--rounds", type=int, default=3, help="floor/Keygrant pairs per scenario")
     parser.add_argument("--max-requests", type=int, default=50_000, help="request cap of each window")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument(
-        "--code-rate", type=int, default=1200, help="token exchanges/s to issue codes for (more: longer seeding)"
+        "--code-rate", type=int, default=1000, help="token exchanges/s to issue codes for (more: longer seeding)"
     )
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", PG_SERVER), help="PostgreSQL server")
     parser.add_argument("--json", type=Path, help="write the whole report here")
+    parser.add_argument("--profile", type=Path, help="also sample one worker with py-spy, stacks to this folder")
     return parser.parse_args()
 
 
@@ -62,6 +65,8 @@ def main() -> int:
     missed: list[str] = []
     try:
         load.ensure_tools()
+        if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+            raise SetupError("--profile needs py-spy in the venv: .venv/bin/pip install py-spy")
         everything["ceiling"] = ceiling = measure_ceiling(args)
         report.print_ceiling(ceiling)
         plans = []

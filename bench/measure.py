@@ -1,5 +1,6 @@
 """One database's run: migrate, seed, then every scenario and its floor around one `with Server(...)`."""
 
+import json
 import os
 import signal
 import statistics
@@ -106,6 +107,36 @@ def warm_up(server: Server, inputs: Inputs) -> None:
                 _load(server, prepared, seconds=WARM_UP_SECONDS, cap=WARM_UP_CAP, connections=scenario.connections)
 
 
+def profile(server: Server, inputs: Inputs, args) -> None:
+    """Each scenario once more (not counted), with py-spy sampling one worker: collapsed stacks in args.profile."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    for scenario in SCENARIOS:
+        out = args.profile / f"{scenario.name}.txt"
+        command = ["py-spy", "record", "--nonblocking", "-f", "raw", "-r", "250", "-d", str(args.seconds)]
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / command[0]),
+                *command[1:],
+                "-p",
+                str(server.worker_pids[0]),
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            prepared = scenario.prepare(inputs, args.max_requests)
+            _load(server, prepared, seconds=args.seconds, cap=args.max_requests, connections=scenario.connections)
+        finally:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(spy.pid, signal.SIGKILL)
+                spy.wait()
+
+
 def measure_purge(server: Server, inputs: Inputs, env: dict[str, str], db: Database, args) -> dict:
     """Token exchange p99 alone, then while `manage.py purge_codes` deletes expired codes in batches."""
 
@@ -147,8 +178,10 @@ def measure_database(db: Database, args, *, scale: bool = False) -> dict:
     run_python(env, "manage.py", "migrate", "--noinput", what="migrate")
     run_python(env, "manage.py", "collectstatic", "--noinput", what="collectstatic")
     if scale:
-        report["seeding"] = run_python(env, "-m", "bench.scale", "seed", what="scale seeding")
-    codes = int(1.2 * args.code_rate * args.seconds * (args.rounds + (2 if scale else 0))) + 2 * WARM_UP_CAP
+        sizes = ["--users", str(args.scale_users), "--codes", str(args.scale_codes)]
+        report["seeding"] = json.loads(run_python(env, "-m", "bench.scale", "seed", *sizes, what="scale seeding"))
+    windows = args.rounds + (2 if scale else 0) + (1 if args.profile else 0)
+    codes = int(1.2 * args.code_rate * args.seconds * windows) + 2 * WARM_UP_CAP
     with tempfile.TemporaryDirectory(prefix="keygrant-bench-inputs-") as work:
         started = time.perf_counter()
         run_python(env, "-m", "bench.seed", work, "--codes", str(codes), what="seeding the scenarios' inputs")
@@ -166,6 +199,8 @@ def measure_database(db: Database, args, *, scale: bool = False) -> dict:
                 report["scenarios"][scenario.name] = measure_scenario(server, scenario, inputs, args)
                 print(f"  {db.kind}{' scale' if scale else ''}: {scenario.name} done", flush=True)
             report["memory_steady_mb"] = worker_memory_mb(server.worker_pids)
+            if args.profile:
+                profile(server, inputs, args)
             report["signin"] = _load(
                 server, SIGNIN.prepare(inputs, 0), seconds=args.seconds, cap=args.max_requests, connections=2
             )

@@ -56,6 +56,14 @@ def print_database(report: dict) -> None:
             f"{_ms(purge['during_purge']['p99_ms'])} ms while purge_codes ran ({purge['during_purge']['rate']:.0f}/s;"
             f" it deleted {purge['codes_purged']:,} codes in {purge['purge_seconds']:.0f} s)"
         )
+    if "seeding" in report:
+        seeding = report["seeding"]
+        tables = ", ".join(
+            f"{t} {v['rows']:,} rows in {v['seconds']} s" for t, v in seeding.items() if t != "total_seconds"
+        )
+        print(f"seeded by COPY in {seeding['total_seconds']} s: {tables}")
+    if "explain" in report:
+        print("\nEXPLAIN (ANALYZE, BUFFERS) of the hot paths' statements:\n\n" + report["explain"])
     if report["server_errors"]:
         print("server errors:\n  " + "\n  ".join(report["server_errors"]))
 
