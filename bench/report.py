@@ -37,6 +37,8 @@ def print_database(report: dict) -> None:
             notes.append(f"{kg['lost']} of {approvals} approvals lost")
         if kg["capped"]:
             notes.append("request cap reached")
+        if max(s["others_cores"]) > 0.3:
+            notes.append(f"others used up to {max(s['others_cores'])} cores just before a round")
         print(
             f"{name:11} {kg['rate']:10.1f} {s['floor_name'] or '-':>16} {floor['rate'] if floor else 0:8.1f}"
             f" {s.get('ratio', 0):6.2f} {s['target'] or '-':>6}"
