@@ -15,10 +15,10 @@ import psycopg
 from bench import load
 from bench.databases import Database
 from bench.load import Result, raw_request
-from bench.scenarios import FLOORS, SCENARIOS, SIGNIN, Inputs, Scenario, token
+from bench.scenarios import FLOORS, SCENARIOS, SIGNIN, TOKEN_WARM_UP, Inputs, Scenario, token
 from bench.server import ROOT, Server, SetupError, TrivialServer, free_port, production_env
 
-WARM_UP_SECONDS, WARM_UP_CAP = 1.0, 200
+WARM_UP_SECONDS = 3
 QUIET_CORES, QUIET_WAIT_SECONDS = 0.3, 30
 
 
@@ -114,8 +114,8 @@ def warm_up(server: Server, inputs: Inputs) -> None:
     for scenario in SCENARIOS:
         for prepare in (scenario.prepare, FLOORS.get(scenario.floor)):
             if prepare is not None:
-                prepared = prepare(inputs, WARM_UP_CAP)
-                _load(server, prepared, seconds=WARM_UP_SECONDS, cap=WARM_UP_CAP, connections=scenario.connections)
+                prepared = prepare(inputs, scenario.warm_up)
+                _load(server, prepared, seconds=WARM_UP_SECONDS, cap=scenario.warm_up, connections=scenario.connections)
 
 
 def profile(server: Server, inputs: Inputs, args) -> None:
@@ -192,7 +192,7 @@ def measure_database(db: Database, args, *, scale: bool = False) -> dict:
         sizes = ["--users", str(args.scale_users), "--codes", str(args.scale_codes)]
         report["seeding"] = json.loads(run_python(env, "-m", "bench.scale", "seed", *sizes, what="scale seeding"))
     windows = args.rounds + (2 if scale else 0) + (1 if args.profile else 0)
-    codes = int(1.2 * args.code_rate * args.seconds * windows) + 2 * WARM_UP_CAP
+    codes = int(1.2 * args.code_rate * args.seconds * windows) + TOKEN_WARM_UP
     with tempfile.TemporaryDirectory(prefix="keygrant-bench-inputs-") as work:
         started = time.perf_counter()
         run_python(env, "-m", "bench.seed", work, "--codes", str(codes), what="seeding the scenarios' inputs")
