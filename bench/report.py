@@ -37,6 +37,8 @@ def print_database(report: dict) -> None:
             notes.append(f"{kg['lost']} of {approvals} approvals lost")
         if kg["capped"]:
             notes.append("request cap reached")
+        if "round_ratios" in s:
+            notes.append("rounds " + " ".join(f"{r:.2f}" for r in s["round_ratios"]))
         if max(s["others_cores"]) > 0.3:
             notes.append(f"others used up to {max(s['others_cores'])} cores just before a round")
         print(
