@@ -32,19 +32,22 @@ def issue_code(*, user, key, client_id: str, verifier: str) -> str:
     from oauthprovider import protocol
     from oauthprovider.services import consent_approve
 
+    params = {
+        "client_id": [client_id],
+        "redirect_uri": [f"https://{client_id}/callback"],
+        "response_type": ["code"],
+        "code_challenge": [protocol.s256_challenge(verifier)],
+        "code_challenge_method": ["S256"],
+        "state": ["bench"],
+    }
+    client = protocol.parse_client(params, allow_loopback=True)
     auth_request = protocol.parse_authorization_request(
-        {
-            "client_id": [client_id],
-            "redirect_uri": [f"https://{client_id}/callback"],
-            "response_type": ["code"],
-            "code_challenge": [protocol.s256_challenge(verifier)],
-            "code_challenge_method": ["S256"],
-            "state": ["bench"],
-        },
-        allow_loopback=True,
+        params,
+        client=client,
+        redirect_uri=protocol.parse_redirect_uri(params, client),
         allowed_resources=settings.OAUTH_RESOURCES,
     )
-    return consent_approve(user=user, auth_request=auth_request, key_choice=str(key.pk), context=SYSTEM)
+    return consent_approve(user=user, auth_request=auth_request, key=key, context=SYSTEM)
 
 
 def signed_in_cookie(user) -> str:
