@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.models import AuditEvent, User
 
@@ -61,6 +63,9 @@ def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
     return address
 
 
+AUDIT_TABLE = AuditEvent._meta.db_table
+
+
 def audit_record(
     *,
     kind: str,
@@ -72,16 +77,52 @@ def audit_record(
     client_id: str = "",
     key_prefix: str = "",
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event. Call it inside the transaction of the change it records."""
-    return AuditEvent.objects.create(
+    row = audit_row(
         kind=kind,
+        context=context,
         actor_kind=actor_kind,
-        actor=actor,
+        actor_id=actor.pk if actor is not None else None,
         subject_id=subject.pk if subject is not None else subject_id,
-        client_id=client_id[:255],
+        client_id=client_id,
         key_prefix=key_prefix,
-        ip_address=context.ip_address,
-        user_agent=context.user_agent,
-        detail=detail or {},
+        detail=detail,
     )
+    columns = ", ".join(connection.ops.quote_name(column) for column in row)
+    placeholders = ", ".join(["%s"] * len(row))
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {AUDIT_TABLE} ({columns}) VALUES ({placeholders})", list(row.values()))
+
+
+def audit_row(
+    *,
+    kind: str,
+    context: RequestContext,
+    actor_kind: str = AuditEvent.Actor.USER,
+    actor_id: int | None = None,
+    subject_id: int | None = None,
+    client_id: str = "",
+    key_prefix: str = "",
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One event as columns and values ready for the database, each prepared by its model field.
+
+    Events are appended with one plain INSERT (or inside a larger statement,
+    oauthprovider.models.AuthorizationCodeQuerySet.claim): the ORM's
+    compiling cost a fifth of a token exchange (docs/benchmarks.md).
+    """
+    values = {
+        "created_at": timezone.now(),
+        "kind": kind,
+        "actor_kind": actor_kind,
+        "actor": actor_id,
+        "subject": subject_id,
+        "client_id": client_id[:255],
+        "key_prefix": key_prefix,
+        "ip_address": context.ip_address,
+        "user_agent": context.user_agent,
+        "detail": detail or {},
+    }
+    fields = {name: AuditEvent._meta.get_field(name) for name in values}
+    return {fields[name].column: fields[name].get_db_prep_save(value, connection) for name, value in values.items()}

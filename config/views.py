@@ -1,4 +1,4 @@
-"""The site's error pages (handler400/403/404/500 in config/urls.py).
+"""The site's error pages (handler400/403/404 in config/urls.py; the 500 handler is oauthprovider.availability's).
 
 Django's own handlers run the CSRF check of a POST (`requires_csrf_token`),
 which reads the body: a `multipart/form-data` body without a boundary then
@@ -6,7 +6,7 @@ raised inside the 404 handler, and the answer became a 500. These render
 the same templates without reading the request body.
 """
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseServerError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.template import loader
 
@@ -22,8 +22,3 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return render(request, "404.html", status=404)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    # No request context: whatever failed (the database, a session) must not fail again here.
-    return HttpResponseServerError(loader.get_template("500.html").render())

@@ -32,7 +32,7 @@ from oauthprovider.protocol import (
     normalize_user_code,
     self_named_client,
 )
-from oauthprovider.services import consent_deny, grant_authorize, plaintext_of
+from oauthprovider.services import consent_deny, grant_authorize, key_plaintext
 
 # A poll this much earlier than the interval still counts as on time (network jitter).
 POLL_LEEWAY_SECONDS = 1.0
@@ -172,7 +172,7 @@ def device_token(*, token_request: DeviceTokenRequest, context: RequestContext) 
         raise OAuthError("invalid_grant", "The key or grant behind this device code has been revoked.")
     if authorization.key.is_expired(now):
         raise OAuthError("invalid_grant", "The key behind this device code has expired.")
-    raw_key = plaintext_of(authorization.key)
+    raw_key = key_plaintext(ciphertext=authorization.key.key_encrypted, prefix=authorization.key.prefix)
     with transaction.atomic(savepoint=False):
         won = DeviceAuthorization.objects.filter(pk=authorization.pk, delivered_at__isnull=True).update(
             delivered_at=now

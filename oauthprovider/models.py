@@ -1,7 +1,10 @@
+import functools
+
 from django.conf import settings
-from django.db import models
+from django.db import connection, models, transaction
 from django.utils import timezone
 
+from accounts.audit import AUDIT_TABLE
 from accounts.models import ApiKey
 from oauthprovider import protocol
 
@@ -71,6 +74,61 @@ class Grant(models.Model):
         return bool(revoked)
 
 
+class AuthorizationCodeQuerySet(models.QuerySet):
+    """The token endpoint's two statements, fixed SQL: the ORM's compiling cost more than the
+    database's work on this path (docs/benchmarks.md), and they run on every exchange."""
+
+    def for_redemption(self, code_hash: str, *, now) -> "AuthorizationCode | None":
+        """The code, with what its redemption checks of its key and grant, in one read.
+
+        Besides the code's own fields: `key_prefix`, `key_ciphertext`,
+        `key_active`, `key_unexpired` (at `now`), `grant_client_id` and
+        `grant_active`. Its `key` and `grant` themselves are not loaded.
+        """
+        params = [connection.ops.adapt_datetimefield_value(now), code_hash]
+        return next(iter(self.raw(_redemption_sql(), params)), None)
+
+    def claim(self, code: "AuthorizationCode", *, now, event: dict) -> bool:
+        """Mark the code redeemed, with its audit `event` (accounts.audit.audit_row), unless it already is.
+
+        One conditional UPDATE, so of concurrent claims exactly one wins; the
+        event is written in the same transaction: on PostgreSQL one statement
+        (no BEGIN/COMMIT round trips), elsewhere one short transaction.
+        """
+        table, event_table = connection.ops.quote_name(self.model._meta.db_table), AUDIT_TABLE
+        columns = ", ".join(connection.ops.quote_name(column) for column in event)
+        placeholders = ", ".join(["%s"] * len(event))
+        update = f"UPDATE {table} SET redeemed_at = %s WHERE id = %s AND redeemed_at IS NULL"
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"WITH claimed AS ({update} RETURNING id)"
+                    f" INSERT INTO {event_table} ({columns}) SELECT {placeholders} FROM claimed",
+                    [stamp, code.pk, *event.values()],
+                )
+                return cursor.rowcount == 1
+            with transaction.atomic(savepoint=False):
+                cursor.execute(update, [stamp, code.pk])
+                if cursor.rowcount != 1:
+                    return False
+                cursor.execute(f"INSERT INTO {event_table} ({columns}) VALUES ({placeholders})", list(event.values()))
+                return True
+
+
+@functools.cache
+def _redemption_sql() -> str:
+    code, key, grant = AuthorizationCode._meta, ApiKey._meta, Grant._meta
+    code_columns = ", ".join(f"c.{field.column}" for field in code.concrete_fields)
+    return (
+        f"SELECT {code_columns}, k.prefix AS key_prefix, k.key_encrypted AS key_ciphertext,"
+        " (k.revoked_at IS NULL) AS key_active, (k.expires_at IS NULL OR k.expires_at > %s) AS key_unexpired,"
+        " g.client_id AS grant_client_id, (g.revoked_at IS NULL) AS grant_active"
+        f" FROM {code.db_table} c JOIN {key.db_table} k ON k.id = c.key_id JOIN {grant.db_table} g ON g.id = c.grant_id"
+        " WHERE c.code_hash = %s"
+    )
+
+
 class AuthorizationCode(models.Model):
     """A one-time code (RFC 6749 section 4.1.2). Only its hash is stored."""
 
@@ -89,6 +147,8 @@ class AuthorizationCode(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     redeemed_at = models.DateTimeField(null=True, blank=True, db_index=True)
     failed_attempts = models.PositiveIntegerField(default=0)
+
+    objects = AuthorizationCodeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

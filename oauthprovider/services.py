@@ -12,9 +12,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.audit import RequestContext, audit_record
+from accounts.audit import RequestContext, audit_record, audit_row
 from accounts.clients import ClientName
-from accounts.keys import KeyDecryptionError
+from accounts.keys import KeyDecryptionError, decrypt_key
 from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.notifications import link, notification_queue
@@ -222,15 +222,13 @@ _UNUSABLE_CODE = "The authorization code is unknown, expired or already used."
 def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tuple[str, str]:
     """Exchange a code for the key it stands for (RFC 6749 4.1.3, RFC 7636 4.6); returns (key, scope).
 
-    Three queries on success: read, conditional update, audit insert. A
-    request that fails validation does not use the code up; a valid replay
-    of a used code revokes what it granted (RFC 6749 10.5).
+    Two statements on success: the read, and the claim with its audit event
+    (one statement on PostgreSQL). A request that fails validation does not
+    use the code up; a valid replay of a used code revokes what it granted
+    (RFC 6749 10.5).
     """
-    code = (
-        AuthorizationCode.objects.select_related("key", "grant")
-        .filter(code_hash=hash_secret(token_request.code))
-        .first()
-    )
+    now = timezone.now()
+    code = AuthorizationCode.objects.for_redemption(hash_secret(token_request.code), now=now)
     if code is None:
         raise OAuthError("invalid_grant", _UNUSABLE_CODE)
     matches = _code_matches(code, token_request)
@@ -238,9 +236,18 @@ def code_redeem(*, token_request: TokenRequest, context: RequestContext) -> tupl
         if matches:
             code_replay_revoke(code=code, context=context)
         raise OAuthError("invalid_grant", _UNUSABLE_CODE)
-    _check_redeemable(code, token_request, matches=matches)
-    raw_key = plaintext_of(code.key)  # before the code is claimed: a decryption failure must not burn it
-    if not _code_claim(code, context=context):
+    _check_redeemable(code, token_request, matches=matches, now=now)
+    # Before the code is claimed: a decryption failure must not burn it.
+    raw_key = key_plaintext(ciphertext=code.key_ciphertext, prefix=code.key_prefix)
+    event = audit_row(
+        kind=AuditEvent.Kind.TOKEN_ISSUED,
+        context=context,
+        actor_kind=AuditEvent.Actor.CLIENT,
+        subject_id=code.user_id,
+        client_id=code.grant_client_id,
+        key_prefix=code.key_prefix,
+    )
+    if not AuthorizationCode.objects.claim(code, now=now, event=event):
         # Another request redeemed it first: indistinguishable from a replay.
         code_replay_revoke(code=code, context=context)
         raise OAuthError("invalid_grant", _UNUSABLE_CODE)
@@ -256,8 +263,9 @@ def _code_matches(code: AuthorizationCode, token_request: TokenRequest) -> bool:
     )
 
 
-def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, matches: bool) -> None:
-    if code.is_expired():
+def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, matches: bool, now) -> None:
+    """`code` as AuthorizationCode.objects.for_redemption reads it."""
+    if code.is_expired(now):
         raise OAuthError("invalid_grant", _UNUSABLE_CODE)
     if not matches:
         # Counted (admin shows it), never held against the code: failures by
@@ -267,41 +275,24 @@ def _check_redeemable(code: AuthorizationCode, token_request: TokenRequest, *, m
             "invalid_grant",
             "The code was issued to another client_id or redirect_uri, or the code_verifier does not match.",
         )
-    if not code.key.is_active or not code.grant.is_active:
+    if not code.key_active or not code.grant_active:
         raise OAuthError("invalid_grant", "The key or grant behind this code has been revoked.")
-    if code.key.is_expired():
+    if not code.key_unexpired:
         raise OAuthError("invalid_grant", "The key behind this code has expired.")
     # RFC 8707 section 2.2: the token request may narrow, never widen, the resources.
     if code.resources and not set(token_request.resources) <= set(code.resources):
         raise OAuthError("invalid_target", "The resource differs from the one in the authorization request.")
 
 
-def plaintext_of(key: ApiKey) -> str:
+def key_plaintext(*, ciphertext: str, prefix: str) -> str:
     """The key to hand out; server_error (not a burnt code) when no key-encryption key fits."""
     try:
-        return key.plaintext()
+        return decrypt_key(ciphertext)
     except KeyDecryptionError:
-        logger.error("key %s cannot be decrypted: check KEY_ENCRYPTION_KEYS", key.prefix)
+        logger.error("key %s cannot be decrypted: check KEY_ENCRYPTION_KEYS", prefix)
         raise OAuthError(
             "server_error", "The key cannot be handed out right now; try again later.", status=500
         ) from None
-
-
-def _code_claim(code: AuthorizationCode, *, context: RequestContext) -> bool:
-    """Mark the code redeemed unless another request did first (one conditional UPDATE)."""
-    # savepoint=False: one transaction, and no SAVEPOINT round trips.
-    with transaction.atomic(savepoint=False):
-        won = AuthorizationCode.objects.filter(pk=code.pk, redeemed_at__isnull=True).update(redeemed_at=timezone.now())
-        if won:
-            audit_record(
-                kind=AuditEvent.Kind.TOKEN_ISSUED,
-                context=context,
-                actor_kind=AuditEvent.Actor.CLIENT,
-                subject_id=code.user_id,
-                client_id=code.grant.client_id,
-                key_prefix=code.key.prefix,
-            )
-    return bool(won)
 
 
 def code_replay_revoke(*, code: AuthorizationCode, context: RequestContext) -> None:
@@ -318,7 +309,7 @@ def code_replay_revoke(*, code: AuthorizationCode, context: RequestContext) -> N
             actor_kind=AuditEvent.Actor.SYSTEM,
             subject_id=code.user_id,
             client_id=grant.client_id,
-            key_prefix=code.key.prefix,
+            key_prefix=ApiKey.objects.filter(pk=code.key_id).values_list("prefix", flat=True).first() or "",
         )
         grant_revoke(grant=grant, by=Grant.RevokedBy.REPLAY, context=context)
 

@@ -128,7 +128,7 @@ def test_a_decision_lost_to_an_outage_says_it_was_not_saved(alice, visitor, pkce
 
 
 def test_a_bug_is_still_a_500(db, visitor):
-    with mock.patch("oauthprovider.views.metadata.authorization_server_metadata", side_effect=ValueError("bug")):
+    with mock.patch("oauthprovider.views.metadata._encoded", side_effect=ValueError("bug")):
         response = visitor.get("/.well-known/oauth-authorization-server")
     assert response.status_code == 500
     assert "Retry-After" not in response

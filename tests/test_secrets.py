@@ -220,7 +220,7 @@ def test_a_failing_token_exchange_reports_no_code_verifier_or_key(alice_client, 
     pkce = new_pkce_pair()
     code = query_of(approve(alice_client, authorize_params(pkce)))["code"][0]
     raw = ApiKey.objects.get().plaintext()
-    monkeypatch.setattr("oauthprovider.services.audit_record", boom)  # after the key was decrypted
+    monkeypatch.setattr("oauthprovider.services.audit_row", boom)  # after the key was decrypted
     response = form(
         "/getKeys/token",
         grant_type="authorization_code",

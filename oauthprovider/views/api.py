@@ -54,7 +54,7 @@ def me(request: HttpRequest) -> JsonResponse:
     raw = presented_key(request)
     if raw is None:
         return _unauthorized("An API key is required (x-api-key or Authorization: Bearer).", invalid=False)
-    key = ApiKey.objects.for_raw_key(raw)
+    key = ApiKey.objects.for_api_call(raw)
     if key is None:
         return _unauthorized("The API key is unknown or revoked.", invalid=True)
     # The key's limits are columns of the row just read: no further query.
@@ -65,11 +65,11 @@ def me(request: HttpRequest) -> JsonResponse:
     if refusal == limits.ADDRESS_NOT_ALLOWED:
         return _unauthorized(f"The API key may not be used from this address ({address or 'unknown'}).", invalid=True)
     key_touch(key=key)
-    user = key.user
+    name = f"{key.owner_first_name} {key.owner_last_name}".strip()  # as User.get_full_name()
     return no_store(
         JsonResponse(
             {
-                "user": {"id": user.pk, "username": user.get_username(), "name": user.get_full_name()},
+                "user": {"id": key.user_id, "username": key.owner_username, "name": name},
                 "key": {"name": key.name, "prefix": key.prefix},
             }
         )

@@ -362,8 +362,9 @@ def test_a_multipart_body_without_a_boundary_to_a_form_is_a_400(db, settings):
 
 def test_the_error_pages_render(db, settings, rf):
     from config import views
+    from oauthprovider.availability import server_error
 
     settings.DEBUG = False
     request = rf.get("/")
     assert views.bad_request(request, Exception()).status_code == 400
-    assert views.server_error(request).status_code == 500
+    assert server_error(request).status_code == 500
