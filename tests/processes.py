@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,14 +188,16 @@ def postgres_binaries() -> Path | None:
 class PostgresCluster:
     """initdb in a temporary folder, a postmaster on 127.0.0.1:<port>: ours to stop and start again.
 
-    PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
+    PostgreSQL refuses to run as root, so as root it runs as the `postgres` user, in a
+    folder of its own under the system's temporary directory (pytest's are private to
+    root); `remove()` deletes it. Its log goes to `tmp`.
     """
 
     def __init__(self, tmp: Path) -> None:
         self.bin = postgres_binaries()
         need(self.bin is not None, "PostgreSQL's server binaries (initdb, postgres) are not installed")
-        self.dir = tmp / "pg"
-        self.dir.mkdir()
+        self.dir = Path(tempfile.mkdtemp(prefix="keygrant-test-pg-"))
+        self.log = tmp / "postgres.log"
         self.data, self.sockets = self.dir / "data", self.dir / "sockets"
         self.sockets.mkdir()
         self.port = free_port()
@@ -221,8 +224,7 @@ class PostgresCluster:
         command = [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         command += ["-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.sockets}"]
         command += ["-c", "fsync=off", "-c", "max_connections=60"]
-        log = self.dir.parent / "postgres.log"
-        self.server = Process(f"postgres:{self.port}", command, log=log, cwd=self.dir, **self.user).start()
+        self.server = Process(f"postgres:{self.port}", command, log=self.log, cwd=self.dir, **self.user).start()
         wait_until(self.answers, timeout=30, what="the private PostgreSQL to accept connections")
 
     def answers(self) -> bool:
@@ -236,6 +238,11 @@ class PostgresCluster:
         if self.server is not None:
             self.server.stop(sig=signal.SIGINT, timeout=30)
             self.server = None
+
+    def remove(self) -> None:
+        """Stop the server and delete the cluster's folder."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def create_database(self, name: str) -> None:
         import psycopg
@@ -290,10 +297,10 @@ def collect_static(env: dict[str, str]) -> None:
         _collected = True
 
 
-def http_status(port: int, path: str) -> int:
+def http_status(port: int, path: str, *, timeout: float = 2) -> int:
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
         return conn.getresponse().status
