@@ -13,8 +13,9 @@ deploy/haproxy.cfg, all started and stopped by pid:
 - the cache stopped and restarted in the middle of a flow: sign-in, consent
   and the token exchange go on, each within about a second, and the limits
   go back to Redis by themselves;
-- a database that accepts connections and never answers costs a bounded
-  wait (the connect timeout), not a worker.
+- a database, or a cache, that accepts connections and never answers costs
+  a bounded wait (the connect timeout; Redis's 0.5 s timeouts once per
+  process), not a worker; serving processes carry a statement timeout.
 
 PostgreSQL only, like the deployments they stand for; the PostgreSQL run of
 .ci/run runs them.
@@ -237,3 +238,40 @@ def test_a_database_that_never_answers_costs_the_connect_timeout_not_a_worker(tm
             assert http_status(port, "/readyz", timeout=5) == 503
             assert time.monotonic() - start < 3.0
             assert http_status(port, "/healthz") == 200
+
+
+def test_a_cache_that_never_answers_costs_each_process_one_short_timeout(private, tmp_path):
+    """The production settings' Redis timeouts (CACHE_URL, 0.5 s), against a server that accepts and never answers."""
+    port = free_port()
+    with hung_server() as cache_port:
+        env = keygrant_env(
+            database_url=private.cluster.url(DATABASE),
+            cache_url=f"rediscache://127.0.0.1:{cache_port}/0",
+            issuer=f"http://127.0.0.1:{port}",
+        )
+        with started(
+            gunicorn_process(port, env, tmp_path, workers=1), ready=lambda: http_status(port, "/healthz") == 200
+        ):
+            base = f"http://127.0.0.1:{port}"
+            person = Person(base, private.people[3], PASSWORD)
+            steps = [
+                ("wrong password", lambda: person.sign_in(password="wrong").status_code == 200),
+                ("right password", lambda: person.sign_in().status_code == 302),
+                ("consent and token", lambda: person.redeem(person.consent()).status_code == 200),
+            ]
+            for what, step in steps:
+                start = time.monotonic()
+                assert step(), what
+                assert time.monotonic() - start < CACHE_BOUND_SECONDS * 2, f"{what} waited on the hung cache"
+
+
+SHOW_STATEMENT_TIMEOUT = "SHOW statement_timeout"
+
+
+def test_serving_processes_have_a_statement_timeout_and_maintenance_commands_none(private, db):
+    with connection.cursor() as cursor:  # this process serves (it is not manage.py)
+        cursor.execute(SHOW_STATEMENT_TIMEOUT)
+        assert cursor.fetchone()[0] == "15s"
+    show = "from django.db import connection as c\nk = c.cursor()\n"
+    show += f"k.execute({SHOW_STATEMENT_TIMEOUT!r})\nprint(k.fetchone()[0])"
+    assert manage(private.env, "shell", "-c", show).strip().splitlines()[-1] == "0"
