@@ -44,6 +44,10 @@ CACHE_ERRORS = _client_errors()
 _LOG_EVERY_SECONDS = 60
 
 
+def _now() -> float:
+    return time.monotonic()
+
+
 class CacheGuard:
     """Per process: whether to ask the shared cache now, and the log of its outages."""
 
@@ -58,14 +62,14 @@ class CacheGuard:
         """False while a recent failure says the cache is down (until CACHE_RETRY_SECONDS have passed)."""
         if self.down_since is None:
             return True
-        if time.monotonic() >= self._retry_at:
+        if _now() >= self._retry_at:
             return True  # try it again; failed() or answered() follows
         with self._lock:
             self._skipped += 1
         return False
 
     def failed(self, exc: BaseException, *, doing: str) -> None:
-        now = time.monotonic()
+        now = _now()
         with self._lock:
             self._retry_at = now + settings.CACHE_RETRY_SECONDS
             first = self.down_since is None
@@ -74,6 +78,7 @@ class CacheGuard:
             elif now - self._logged_at < _LOG_EVERY_SECONDS:
                 return
             self._logged_at, skipped, self._skipped = now, self._skipped, 0
+            lasted = now - self.down_since
         if first:
             logger.error(
                 "the shared cache does not answer (%s while %s): rate limits are counted in the database, "
@@ -87,7 +92,7 @@ class CacheGuard:
             logger.error(
                 "the shared cache still does not answer (%s) after %d s; %d uses went without it since the last report",
                 type(exc).__name__,
-                now - self.down_since,
+                lasted,
                 skipped,
             )
 
@@ -97,7 +102,7 @@ class CacheGuard:
         with self._lock:
             if self.down_since is None:
                 return
-            lasted, self.down_since = time.monotonic() - self.down_since, None
+            lasted, self.down_since = _now() - self.down_since, None
         logger.warning("the shared cache answers again after %.1f s: rate limits are counted there again", lasted)
 
 

@@ -183,3 +183,18 @@ def test_the_limits_go_back_to_the_shared_cache_by_themselves(alice, bob, tmp_pa
     messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "accounts.shared_cache"]
     assert [level for level, _ in messages] == ["ERROR", "WARNING"], messages
     assert "answers again" in messages[1][1]
+
+
+def test_a_long_outage_is_reported_again_once_a_minute(dead_cache, alice, caplog, monkeypatch):
+    caplog.set_level(logging.WARNING, logger="accounts.shared_cache")
+    now = [1000.0]
+    monkeypatch.setattr("accounts.shared_cache._now", lambda: now[0])
+    browser = Client()
+    for _ in range(4):  # 0, 6, 12 s: tried again after each CACHE_RETRY_SECONDS, reported once
+        sign_in(browser, "alice", "wrong")
+        now[0] += 6
+    now[0] += 60
+    sign_in(browser, "alice", "wrong")
+    errors = [r.getMessage() for r in caplog.records if r.name == "accounts.shared_cache"]
+    assert len(errors) == 2, errors
+    assert "still does not answer" in errors[1] and "after 84 s" in errors[1]
