@@ -14,8 +14,12 @@ config/settings.py sets RATE_LIMIT_STORE: "cache" for a cache whose
 increments are atomic and shared, "database" whenever the cache would be
 per-process memory (or not atomic) and DEBUG is off. See docs/decisions.md.
 
-`store()` is the one seam between the limits and their storage: a fallback
-for when the shared cache is down belongs there (issue #15).
+`store()` is the one seam between the limits and their storage. With the
+"cache" store it hands out the cache counters behind a fallback: while the
+shared cache is down (refused, timed out, any client error) every operation
+goes to the database table instead, which every worker of every instance
+shares too, and back to the cache by itself once it answers
+(accounts/shared_cache.py; issue #15).
 
 Times are read from time.time() (never the database's clock), so a window
 is the same length whichever store holds it. Values are integers; callers
@@ -37,6 +41,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from accounts.models import RateCounter
+from accounts.shared_cache import CACHE_ERRORS, guard
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +70,10 @@ class Counters(Protocol):
 
 
 def store() -> Counters:
-    """The store settings.RATE_LIMIT_STORE names."""
+    """The store settings.RATE_LIMIT_STORE names (the cache one falls back to the database while down)."""
     if settings.RATE_LIMIT_STORE == "database":
         return _database
-    return _cache
+    return _cache_or_database
 
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9:._/|-]{1,200}")
@@ -211,8 +216,54 @@ class DatabaseCounters:
             return cursor.rowcount
 
 
+class FallbackCounters:
+    """The shared cache's counters, or the database's while the cache is down (see accounts/shared_cache.py).
+
+    The database is the fallback, not this process's memory: the limits stay
+    shared by every worker of every instance during the outage, as DESIGN.md
+    asks of them. What is lost is what the cache held: windows counted there
+    start again in the table, and again in the cache when it is back.
+    """
+
+    def __init__(self, primary: Counters, fallback: Counters) -> None:
+        self.primary, self.fallback = primary, fallback
+
+    def _either(self, operation: str, *args, **kwargs):
+        if guard.usable():
+            try:
+                result = getattr(self.primary, operation)(*args, **kwargs)
+            except CACHE_ERRORS as exc:
+                guard.failed(exc, doing=f"counting ({operation})")
+            else:
+                guard.answered()
+                return result
+        return getattr(self.fallback, operation)(*args, **kwargs)
+
+    def hit(self, key: str, *, window: float) -> int:
+        return self._either("hit", key, window=window)
+
+    def unhit(self, key: str) -> None:
+        self._either("unhit", key)
+
+    def peek(self, key: str) -> int:
+        return self._either("peek", key)
+
+    def claim(self, key: str, *, value: int, ttl: float) -> bool:
+        return self._either("claim", key, value=value, ttl=ttl)
+
+    def put(self, key: str, *, value: int, ttl: float) -> None:
+        self._either("put", key, value=value, ttl=ttl)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, int]:
+        return self._either("get_many", list(keys))
+
+    def delete(self, *keys: str) -> None:
+        self._either("delete", *keys)
+
+
 _cache = CacheCounters()
 _database = DatabaseCounters()
+_cache_or_database = FallbackCounters(_cache, _database)
 
 
 def count_hit(key: str, *, window: float) -> int:

@@ -281,7 +281,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://keygrant")}
-SHARED_CACHE_CONFIGURED = bool(env.str("CACHE_URL", default=""))
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     # A cache that hangs costs a fraction of a second, not a worker.
     CACHES["default"].setdefault("OPTIONS", {}).update(
@@ -290,6 +289,10 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
             "socket_timeout": env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default=0.5),
         }
     )
+# After the shared cache failed, each process leaves it alone this long before
+# trying it again (accounts/shared_cache.py): meanwhile rate limits count in
+# the database, so no request waits for a dead cache's timeout twice.
+CACHE_RETRY_SECONDS = env.float("CACHE_RETRY_SECONDS", default=5.0)
 # Where the rate-limit counters live (accounts/counters.py). DESIGN.md "Operators":
 # the limits are shared by every worker without any set-up, never per-process
 # memory when DEBUG is off. A cache whose increments are atomic and shared

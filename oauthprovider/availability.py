@@ -1,10 +1,12 @@
 """Health checks for load balancers, and how Keygrant answers while its database is down.
 
 - `/healthz` (liveness) touches nothing: 200 while the process serves.
-- `/readyz` (readiness) asks the database (and the shared cache, when one is
-  configured) within their short timeouts: 200, or 503 while one of them does
-  not answer. Neither says anything about the configuration; details go to
-  the log. Both answer before any other middleware, so a load balancer
+- `/readyz` (readiness) asks the database within its short timeouts: 200, or
+  503 while it does not answer. Not the shared cache: an instance whose cache
+  is down still serves everything (accounts/shared_cache.py), and a readiness
+  check that failed on a cache outage would make a load balancer take every
+  instance out at once. Neither says anything about the configuration;
+  details go to the log. Both answer before any other middleware, so a load balancer
   probing over plain HTTP with its own Host header gets neither an HTTPS
   redirect nor a DisallowedHost error.
 - A database that refuses or drops connections makes a request fail with
@@ -19,8 +21,6 @@
 import logging
 import sys
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.template import loader
@@ -44,8 +44,7 @@ class HealthCheckMiddleware:
         if request.path == "/healthz":
             return _plain(200, "ok")
         if request.path == "/readyz":
-            failing = _failing_dependencies()
-            return _plain(503, "unavailable") if failing else _plain(200, "ready")
+            return _plain(200, "ready") if _database_answers() else _plain(503, "unavailable")
         return self.get_response(request)
 
 
@@ -55,21 +54,14 @@ def _plain(status: int, text: str) -> HttpResponse:
     return response
 
 
-def _failing_dependencies() -> list[str]:
-    failing = []
+def _database_answers() -> bool:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as exc:
         logger.warning("readiness: the database does not answer (%s)", type(exc).__name__)
-        failing.append("database")
-    if settings.SHARED_CACHE_CONFIGURED:
-        try:
-            cache.set("keygrant:readiness-probe", 1, timeout=10)
-        except Exception as exc:  # noqa: BLE001 - any cache client error means "not ready"
-            logger.warning("readiness: the shared cache does not answer (%s)", type(exc).__name__)
-            failing.append("cache")
-    return failing
+        return False
+    return True
 
 
 def is_outage(exc: BaseException | None) -> bool:

@@ -47,9 +47,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 
 from accounts.counters import address_bucket, count_hit, store
+from accounts.shared_cache import cache_get, cache_set
 from oauthprovider.protocol import Client, OAuthError, client_from_metadata_document, validate_metadata_document_url
 
 logger = logging.getLogger(__name__)
@@ -70,11 +70,11 @@ def resolve_metadata_client(url: str, *, requester: str | None = None) -> Client
     insecure = settings.OAUTH_CIMD_ALLOW_INSECURE_LOCAL_FETCH
     parts = validate_metadata_document_url(url, allow_insecure=insecure)
     cache_key = "oauth:cimd:" + hashlib.sha256(url.encode()).hexdigest()
-    document = cache.get(cache_key)
+    document = cache_get(cache_key)  # a cache that is down is a miss
     if document is None:
         document = _fetch_within_limits(url, host=parts.host, requester=requester, allow_insecure=insecure)
         client = client_from_metadata_document(url, document, host=parts.host)
-        cache.set(cache_key, document, timeout=settings.OAUTH_CIMD_CACHE_SECONDS)
+        cache_set(cache_key, document, timeout=settings.OAUTH_CIMD_CACHE_SECONDS)
         return client
     return client_from_metadata_document(url, document, host=parts.host)
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils import timezone
 from accounts.audit import RequestContext, audit_record
 from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, User
+from accounts.shared_cache import cache_get, cache_set
 from oauthprovider.models import DeviceAuthorization
 from oauthprovider.protocol import (
     Client,
@@ -196,12 +196,13 @@ def _check_poll_interval(authorization: DeviceAuthorization) -> None:
     """slow_down when polled faster than the interval, which then grows by 5 s (section 3.5).
 
     The time of the last poll lives in the cache, not in the row: polling
-    writes nothing to the database.
+    writes nothing to the database. While the shared cache is down the
+    interval is not checked: polling too fast costs one indexed read.
     """
     marker = f"oauth:device-poll:{authorization.pk}"
     now = time.time()
-    last = cache.get(marker)
-    cache.set(marker, now, timeout=settings.OAUTH_DEVICE_CODE_TTL_SECONDS)
+    last = cache_get(marker)
+    cache_set(marker, now, timeout=settings.OAUTH_DEVICE_CODE_TTL_SECONDS)
     if last is not None and now - last < authorization.interval - POLL_LEEWAY_SECONDS:
         DeviceAuthorization.objects.filter(pk=authorization.pk).update(interval=F("interval") + 5)
         raise OAuthError("slow_down", f"Poll at most every {authorization.interval + 5} seconds from now on.")
