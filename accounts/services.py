@@ -20,7 +20,7 @@ def key_create(
 ) -> tuple[ApiKey, str]:
     """Create a key with the limits its owner chose; the plaintext is returned once, to hand to the user or the app."""
     raw = keys.generate_raw_key()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # nested in a consent's transaction: no SAVEPOINT
         key = ApiKey.objects.create(
             user=user,
             name=name[:100],

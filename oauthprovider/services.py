@@ -24,6 +24,10 @@ from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, Tok
 
 logger = logging.getLogger(__name__)
 
+# Services nest (a consent is a grant, maybe a key, and a code): their inner
+# blocks use atomic(savepoint=False), one transaction without SAVEPOINT round
+# trips; any error rolls the whole consent back.
+
 # Who revoked a grant, as the audit log names the actor.
 _ACTOR_OF = {
     Grant.RevokedBy.USER: AuditEvent.Actor.USER,
@@ -88,7 +92,7 @@ def consent_approve(
     `key` must be one of the user's active keys (the consent form checks it);
     `limits` are those the person chose for a new key. Raises ClientBlocked.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         grant = grant_authorize(
             user=user,
             client=auth_request.client,
@@ -129,7 +133,7 @@ def grant_authorize(
     revocation), the person is told by mail.
     """
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         consents_lock(exclusive=False)
         block = client_block_of(client)
         if block is not None:
@@ -143,6 +147,7 @@ def grant_authorize(
         grant, _ = Grant.objects.select_for_update().get_or_create(
             user=user, client_id=client.recorded, defaults={"first_authorized_at": now}
         )
+        grant.user = user  # already loaded: no query when the code and its event name the user
         had_this_key = grant.is_active and grant.key_id == key.pk
         grant.authorize(
             scope=scope, resources=resources, client_name=client.name, key=key, key_is_new=key_is_new, at=now
@@ -190,7 +195,7 @@ def code_issue(*, grant: Grant, auth_request: AuthorizationRequest, context: Req
     """A one-time code for this consent (RFC 6749 4.1.2): 256 random bits, only the hash is stored."""
     code = secrets.token_urlsafe(32)
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         AuthorizationCode.objects.create(
             code_hash=hash_secret(code),
             user_id=grant.user_id,
