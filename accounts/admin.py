@@ -30,6 +30,7 @@ from accounts.admin_utils import (
 )
 from accounts.audit import RequestContext
 from accounts.clients import display_name
+from accounts.factor_services import factors_of
 from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.services import key_revoke
@@ -113,12 +114,25 @@ def _user_change_link(user: User | None) -> str:
 @admin.register(User)
 class UserAdmin(NulSafeChangelistMixin, DjangoUserAdmin):
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "related")
-    readonly_fields = ("related",)
+    readonly_fields = ("related", "second_factors")
     delete_confirmation_template = "admin/keygrant/user_delete_confirmation.html"
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
+        ("Second factors", {"fields": ("second_factors",)}),
         ("Keys, grants and audit log", {"fields": ("related",)}),
     )
+
+    @admin.display(description="Second factors")
+    def second_factors(self, user: User) -> str:
+        """What protects the account beyond its password (never a secret): to help with account recovery."""
+        if user.pk is None:
+            return ""
+        factors = factors_of(user)
+        parts = [f"{factors.passkeys} passkey{'s' if factors.passkeys != 1 else ''}"]
+        parts.append("authenticator app on" if factors.totp else "no authenticator app")
+        parts.append(f"{factors.recovery_codes_left} unused recovery codes")
+        note = "" if factors.any else " (the password alone signs in)"
+        return ", ".join(parts) + note + ". To remove them all: manage.py reset_second_factors (docs/operations.md)."
 
     @admin.display(description="Keys, grants, events")
     def related(self, user: User) -> str:
