@@ -4,7 +4,6 @@ hostile input to the passkey endpoints is refused, never a 500."""
 
 import json
 import re
-import time
 
 import pytest
 from django.contrib.auth import SESSION_KEY
@@ -12,7 +11,6 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.models import AuditEvent, Notification, Passkey, RecoveryCode, TotpDevice, User
-from accounts.second_factor import totp_code_at
 from tests.accounts.factors import VERIFY_URL, next_code, with_totp
 from tests.conftest import make_user
 
