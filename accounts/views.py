@@ -101,8 +101,12 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.get_username()}. Your account is ready.")
+        if signin.must_have_second_factor(user):  # TWO_FACTOR_REQUIRED=all: set one up, then go on
+            user.backend = signin.MODEL_BACKEND
+            signin.pending_begin(request, user=user, next_url=safe_next(request), enrol=True)
+            return redirect("accounts:security")
+        auth_login(request, user, backend=signin.MODEL_BACKEND)
         return HttpResponseRedirect(safe_next(request) or resolve_url(settings.LOGIN_REDIRECT_URL))
     return render(request, "accounts/signup.html", {"form": form, "next": safe_next(request)})
 

@@ -263,3 +263,42 @@ def test_another_person_s_recovery_code_is_no_use(alice, clock):
     client.post("/accounts/login/", {"username": "bob", "password": "bob-password"})
     assert client.post(VERIFY_URL, {"code": alices[0]}).status_code == 400
     assert not RecoveryCode.objects.filter(used_at__isnull=False).exists()
+
+
+def test_a_challenge_is_short_lived_and_bound_to_its_purpose_and_account(rf, clock):
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts import signin
+
+    request = rf.get("/")
+    request.session = SessionStore()
+    challenge = b"c" * 32
+
+    def store(user_id=1):
+        signin.challenge_store(request, purpose="verify", challenge=challenge, user_id=user_id)
+
+    store()
+    assert signin.challenge_take(request, purpose="signin", user_id=1) is None  # another purpose...
+    assert signin.challenge_take(request, purpose="verify", user_id=1) is None  # ...and it was used up
+    store()
+    assert signin.challenge_take(request, purpose="verify", user_id=2) is None  # another account
+    store()
+    clock.advance(signin.CHALLENGE_TTL_SECONDS + 1)
+    assert signin.challenge_take(request, purpose="verify", user_id=1) is None  # too old
+    store()
+    assert signin.challenge_take(request, purpose="verify", user_id=1).challenge == challenge
+
+
+@pytest.mark.parametrize(
+    "stored, answered, accepted", [(5, 6, True), (5, 5, False), (5, 3, False), (0, 0, True), (0, 1, True)]
+)
+def test_a_passkey_s_sign_count_only_grows(alice, stored, answered, accepted):
+    from accounts.factor_services import passkey_use
+
+    passkey = Passkey.objects.create(
+        user=alice, name="k", credential_id="c", public_key=b"k", user_handle="h", sign_count=stored
+    )
+    assert passkey_use(passkey=passkey, new_sign_count=answered) is accepted
+    passkey.refresh_from_db()
+    assert passkey.sign_count == (answered if accepted else stored)
+    assert (passkey.last_used_at is not None) is accepted

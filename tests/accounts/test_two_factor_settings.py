@@ -256,3 +256,20 @@ def test_with_all_everyone_must_set_one_up(alice, settings):
     client = Client()
     assert sign_in(client, "alice", "alice-password")["Location"] == SECURITY
     assert client.session.get(SESSION_KEY) is None
+
+
+def test_with_all_a_new_account_sets_a_factor_up_before_it_is_signed_in(db, settings, clock):
+    settings.TWO_FACTOR_REQUIRED = "all"
+    client = Client()
+    data = {
+        "username": "newbie",
+        "email": "n@example.com",
+        "password1": "a long passphrase",
+        "password2": "a long passphrase",
+    }
+    response = client.post("/accounts/signup/?next=/apps/", {**data, "next": "/apps/"})
+    assert response["Location"] == SECURITY and client.session.get(SESSION_KEY) is None
+    secret = secret_on(client.get(TOTP_SETUP))
+    done = client.post(TOTP_SETUP, {"code": totp_code_at(secret, time.time())})
+    assert 'href="/apps/"' in done.content.decode()
+    assert client.get("/apps/").status_code == 200

@@ -282,3 +282,12 @@ def test_no_notice_or_event_holds_a_secret(alice, alice_totp, clock):
     assert secret not in text
     for code in codes:
         assert code not in text and code.replace("-", "") not in text
+
+
+def test_the_browser_is_remembered_only_once_the_sign_in_is_complete(alice, alice_totp, clock):
+    from accounts.throttle import KNOWN_BROWSER_COOKIE
+
+    secret, _ = alice_totp
+    client = Client()
+    assert KNOWN_BROWSER_COOKIE not in password_step(client, alice).cookies
+    assert KNOWN_BROWSER_COOKIE in client.post(VERIFY_URL, {"code": next_code(secret, clock)}).cookies

@@ -145,7 +145,9 @@ def test_without_javascript_the_login_page_has_no_passkey_button_and_the_passwor
     page.wait_for_url(re.compile(r"/keys/"))
 
 
-def test_an_authenticator_app_is_set_up_and_used_without_javascript(new_context, provider, example_app, alice):
+def test_an_authenticator_app_is_set_up_and_used_without_javascript(
+    new_context, provider, example_app, alice, screenshot
+):
     """Authenticator codes need no JavaScript anywhere: set-up (QR code or typed secret), the second step."""
     page = new_context(java_script_enabled=False).new_page()
     page.goto(f"{provider}/accounts/login/")
@@ -153,12 +155,14 @@ def test_an_authenticator_app_is_set_up_and_used_without_javascript(new_context,
     page.goto(f"{provider}/accounts/security/")
     page.get_by_role("link", name="Set up an authenticator app").click()
     expect(page.get_by_test_id("totp-qr").locator("svg")).to_be_visible()
+    screenshot(page, "totp-setup")
     secret = page.get_by_test_id("totp-secret").inner_text().replace(" ", "")
     page.get_by_label("Code from your authenticator app").fill(totp_code_at(secret, time.time()))
     page.get_by_role("button", name="Turn on").click()
     expect(page.get_by_test_id("recovery-codes").locator("li")).to_have_count(10)
     page.get_by_role("link", name="I saved them, continue").click()
     expect(page.get_by_text("On", exact=True)).to_be_visible()
+    screenshot(page, "security-page")
     sign_out(page)
 
     request_url = authorize_url(provider, example_app)
@@ -166,6 +170,7 @@ def test_an_authenticator_app_is_set_up_and_used_without_javascript(new_context,
     log_in(page, alice)
     page.wait_for_url(re.compile(r"/accounts/login/verify/"))
     expect(page.get_by_role("button", name="Use your passkey")).to_have_count(0)
+    screenshot(page, "second-step")
     page.get_by_label("Code from your authenticator app, or a recovery code").fill(
         totp_code_at(secret, time.time() + TOTP_PERIOD)
     )
