@@ -91,7 +91,9 @@ def totp_uri(*, secret: str, account: str, issuer: str) -> str:
 def qr_svg(text: str) -> str:
     """`text` as a QR code, an inline SVG drawn here (no external service, no image request)."""
     qr = segno.make(text, error="m", micro=False)
-    return qr.svg_inline(scale=5, border=2, dark="#000", light="#fff", title="QR code for your authenticator app")
+    return qr.svg_inline(
+        scale=5, border=2, dark="#000", light="#fff", omitsize=True, title="QR code for your authenticator app"
+    )
 
 
 def secret_for_display(secret: str) -> str:
