@@ -104,6 +104,23 @@ def describe(event: AuditEvent) -> SafeString:
             return escape("A sign-in to your account failed")
         case AuditEvent.Kind.LOGIN_THROTTLED:
             return escape("Sign-ins to your account were paused after repeated failures")
+        case AuditEvent.Kind.FACTOR_ADDED | AuditEvent.Kind.FACTOR_REMOVED:
+            verb = "added" if kind == AuditEvent.Kind.FACTOR_ADDED else "removed"
+            if detail.get("factor") == "passkey":
+                return format_html("You {} the passkey “{}”", verb, detail.get("name", ""))
+            return format_html("You {} an authenticator app", verb)
+        case AuditEvent.Kind.FACTORS_RESET:
+            return format_html("An administrator removed your second factors: “{}”", detail.get("reason", ""))
+        case AuditEvent.Kind.RECOVERY_CODES_GENERATED:
+            return escape("New recovery codes were made (earlier ones stopped working)")
+        case AuditEvent.Kind.RECOVERY_CODE_USED:
+            return format_html("A recovery code was used ({} left)", detail.get("left", 0))
+        case AuditEvent.Kind.SECOND_FACTOR_FAILED:
+            return escape("A second-factor check failed")
+        case AuditEvent.Kind.SECOND_FACTOR_THROTTLED:
+            return escape("Second-factor checks were paused after repeated failures")
+        case AuditEvent.Kind.PASSKEY_SIGNIN:
+            return format_html("You signed in with the passkey “{}”", detail.get("name", ""))
     return format_html("{}", event.get_kind_display())
 
 

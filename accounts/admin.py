@@ -7,8 +7,10 @@ Audit events are read-only for everyone, superusers included.
 import json
 
 from django.contrib import admin, messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -28,13 +30,47 @@ from accounts.admin_utils import (
 )
 from accounts.audit import RequestContext
 from accounts.clients import display_name
+from accounts.factor_services import factors_of
 from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.services import key_revoke
+from accounts.views import LoginView
 
 # The admin login counts toward the same failed-login limits as the site's
 # (and records login_failed / login_throttled events).
 admin.site.login_form = ThrottledAdminAuthenticationForm
+
+
+class AdminLoginView(LoginView):
+    """The admin's login page, on the site's sign-in: after the password, an account with a second
+    factor goes through the same second step (accounts/login/verify/), then back to the admin."""
+
+    authentication_form = ThrottledAdminAuthenticationForm
+    template_name = "admin/login.html"
+    # Django's admin shows "you are signed in as X, who may not see this" rather than redirecting (a loop).
+    redirect_authenticated_user = False
+
+
+def admin_login(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """AdminSite.login with our two-step LoginView; what Django's does otherwise."""
+    site = admin.site
+    if request.method == "GET" and site.has_permission(request):
+        return HttpResponseRedirect(reverse("admin:index", current_app=site.name))
+    context = {
+        **site.each_context(request),
+        "title": "Log in",
+        "subtitle": None,
+        "app_path": request.get_full_path(),
+        "username": request.user.get_username(),
+    }
+    if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+        context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=site.name)
+    context.update(extra_context or {})
+    request.current_app = site.name
+    return AdminLoginView.as_view(extra_context=context)(request)
+
+
+admin.site.login = admin_login
 
 
 def _changelist_url(name: str, query: str) -> str | None:
@@ -78,12 +114,25 @@ def _user_change_link(user: User | None) -> str:
 @admin.register(User)
 class UserAdmin(NulSafeChangelistMixin, DjangoUserAdmin):
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "related")
-    readonly_fields = ("related",)
+    readonly_fields = ("related", "second_factors")
     delete_confirmation_template = "admin/keygrant/user_delete_confirmation.html"
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
+        ("Second factors", {"fields": ("second_factors",)}),
         ("Keys, grants and audit log", {"fields": ("related",)}),
     )
+
+    @admin.display(description="Second factors")
+    def second_factors(self, user: User) -> str:
+        """What protects the account beyond its password (never a secret): to help with account recovery."""
+        if user.pk is None:
+            return ""
+        factors = factors_of(user)
+        parts = [f"{factors.passkeys} passkey{'s' if factors.passkeys != 1 else ''}"]
+        parts.append("authenticator app on" if factors.totp else "no authenticator app")
+        parts.append(f"{factors.recovery_codes_left} unused recovery codes")
+        note = "" if factors.any else " (the password alone signs in)"
+        return ", ".join(parts) + note + ". To remove them all: manage.py reset_second_factors (docs/operations.md)."
 
     @admin.display(description="Keys, grants, events")
     def related(self, user: User) -> str:

@@ -74,6 +74,18 @@ def decrypt_key(token: str) -> str:
         raise KeyDecryptionError("no KEY_ENCRYPTION_KEYS entry decrypts this API key") from exc
 
 
+def encrypt_secret(secret: str) -> str:
+    """Other secrets kept at rest (TOTP secrets), under the same KEY_ENCRYPTION_KEYS."""
+    return _fernet().encrypt(secret.encode()).decode()
+
+
+def decrypt_secret(token: str) -> str:
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise KeyDecryptionError("no KEY_ENCRYPTION_KEYS entry decrypts this secret") from exc
+
+
 def reencrypt_key(token: str) -> str:
     """Re-encrypt under the first (current) key-encryption key."""
     return _fernet().rotate(token.encode()).decode()

@@ -189,6 +189,14 @@ class AuditEvent(models.Model):
         KEY_LIMITS_CHANGED = "key_limits_changed", "Key limits changed"
         CLIENT_BLOCKED = "client_blocked", "Client blocked"
         CLIENT_UNBLOCKED = "client_unblocked", "Client unblocked"
+        FACTOR_ADDED = "factor_added", "Second factor added"
+        FACTOR_REMOVED = "factor_removed", "Second factor removed"
+        FACTORS_RESET = "factors_reset", "Second factors removed by an operator"
+        RECOVERY_CODES_GENERATED = "recovery_codes_generated", "Recovery codes generated"
+        RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
+        SECOND_FACTOR_FAILED = "second_factor_failed", "Second factor failed"
+        SECOND_FACTOR_THROTTLED = "second_factor_throttled", "Second factor throttled"
+        PASSKEY_SIGNIN = "passkey_signin", "Signed in with a passkey"
 
     class Actor(models.TextChoices):
         USER = "user", "User"
@@ -277,6 +285,8 @@ class Notification(models.Model):
         APP_GOT_KEY = "app_got_key", "An app got a key"
         ACCESS_REVOKED = "access_revoked", "An app's access was revoked"
         KEY_EXPIRING = "key_expiring", "A key an app holds expires soon"
+        FACTOR_CHANGED = "factor_changed", "A second factor was added or removed"
+        RECOVERY_CODE_USED = "recovery_code_used", "A recovery code was used"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -318,3 +328,74 @@ class Notification(models.Model):
         if self.failed_at:
             return "failed"
         return "retrying" if self.attempts else "queued"
+
+
+# --- Second factors (accounts.second_factor, accounts.factor_services) ---------------------
+
+
+class TotpDevice(models.Model):
+    """A person's authenticator app (TOTP, RFC 6238): one per person.
+
+    The shared secret is encrypted at rest like API keys (accounts.keys,
+    KEY_ENCRYPTION_KEYS); it only counts once a first code confirmed it.
+    `last_used_step` is the time step of the last code accepted: a code of
+    that step or an earlier one is refused (a replayed code).
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp")
+    secret_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_step = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        verbose_name = "authenticator app"
+
+    def __str__(self) -> str:
+        return f"Authenticator app of user {self.user_id}"
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+    def secret(self) -> str:
+        """The shared secret (base32): only to show it while enrolling, and to check codes."""
+        return keys.decrypt_secret(self.secret_encrypted)
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential (a passkey) of a person, as py_webauthn verified it at registration."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=100)
+    # base64url of the raw credential id (at most 1023 bytes, WebAuthn level 3).
+    credential_id = models.CharField(max_length=1400, unique=True, editable=False)
+    public_key = models.BinaryField(editable=False, help_text="COSE public key, as the library returns it.")
+    sign_count = models.BigIntegerField(default=0, editable=False)
+    # The WebAuthn user handle (base64url of random bytes): the same for all of a person's passkeys.
+    user_handle = models.CharField(max_length=100, db_index=True, editable=False)
+    transports = models.JSONField(default=list, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Passkey “{self.name}”"
+
+
+class RecoveryCode(models.Model):
+    """A one-time recovery code: only its SHA-256 is stored (80 random bits: no slow hash needed)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "code_hash"])]
+
+    def __str__(self) -> str:
+        return f"Recovery code of user {self.user_id} ({'used' if self.used_at else 'unused'})"

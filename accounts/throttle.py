@@ -76,7 +76,7 @@ class _Scope:
     @property
     def belongs_to_username(self) -> bool:
         """Forgotten when the person signs in or resets their password."""
-        return self.name != "address"
+        return not self.name.endswith("address")
 
 
 def _scopes(*, username: str, ip: str | None, browser: str | None = None) -> list[_Scope]:
@@ -178,7 +178,10 @@ def attempt_begin(*, username: str, ip: str | None, browser: str | None = None) 
     attempt must take the scope's one slot (an atomic claim of its wait
     key), so parallel attempts cannot all reach the password check.
     """
-    scopes = _scopes(username=username, ip=ip, browser=browser)
+    return _begin(username=username, scopes=_scopes(username=username, ip=ip, browser=browser))
+
+
+def _begin(*, username: str, scopes: list[_Scope]) -> Attempt:
     attempt = Attempt(username=username, scopes=scopes)
     wait, _ = _wait_of(scopes)
     if wait:
@@ -196,6 +199,36 @@ def attempt_begin(*, username: str, ip: str | None, browser: str | None = None) 
                 return attempt
             attempt.claimed.append(scope)
     return attempt
+
+
+def factor_attempt_begin(*, user_id: int, username: str, ip: str | None) -> Attempt:
+    """Count a second-factor attempt (an authenticator or recovery code) before it is checked.
+
+    The same rules and thresholds as passwords, on counters of their own:
+    per account (whoever tries: they already know its password) with the
+    per-username-and-address thresholds, and per client address with the
+    address thresholds. A right code takes the attempt back and forgets the
+    account's failures; a passkey is not guessable and is not counted.
+    """
+    scopes = [
+        _Scope(
+            "factor-account",
+            str(user_id),
+            settings.LOGIN_THROTTLE_USERNAME_SLOWDOWN_AFTER,
+            settings.LOGIN_THROTTLE_USERNAME_LOCKOUT_AFTER,
+        )
+    ]
+    bucket = address_bucket(ip)
+    if bucket is not None:
+        scopes.append(
+            _Scope(
+                "factor-address",
+                bucket,
+                settings.LOGIN_THROTTLE_ADDRESS_SLOWDOWN_AFTER,
+                settings.LOGIN_THROTTLE_ADDRESS_LOCKOUT_AFTER,
+            )
+        )
+    return _begin(username=username, scopes=scopes)
 
 
 def first_refusal(attempt: Attempt) -> bool:

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import factor_views, views
 
 app_name = "accounts"
 
@@ -14,6 +14,16 @@ urlpatterns = [
     path("keys/<int:key_id>/limits/", views.key_limits_view, name="key_limits"),
     path("activity/", views.activity, name="activity"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/login/verify/", factor_views.login_verify, name="login_verify"),
+    path("accounts/login/passkey/", factor_views.login_passkey, name="login_passkey"),
+    path("accounts/passkeys/options/", factor_views.passkey_options, name="passkey_options"),
+    path("accounts/confirm/", factor_views.recheck, name="recheck"),
+    path("accounts/security/", factor_views.security, name="security"),
+    path("accounts/security/authenticator/", factor_views.totp_setup, name="totp_setup"),
+    path("accounts/security/authenticator/remove/", factor_views.totp_remove, name="totp_remove"),
+    path("accounts/security/passkeys/add/", factor_views.passkey_add, name="passkey_add"),
+    path("accounts/security/passkeys/<int:passkey_id>/remove/", factor_views.passkey_remove, name="passkey_remove"),
+    path("accounts/security/recovery-codes/", factor_views.recovery_codes_new, name="recovery_codes_new"),
     # POST only (Django's LogoutView answers GET with 405).
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),

@@ -18,11 +18,12 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import throttle
+from accounts import second_factor as rules
+from accounts import signin, throttle
 from accounts.activity import recent_events
 from accounts.audit import RequestContext, client_ip
 from accounts.clients import ClientName
-from accounts.forms import KeyNameForm, SignUpForm, ThrottledAuthenticationForm
+from accounts.forms import KeyNameForm, SecondFactorSetPasswordForm, SignUpForm, ThrottledAuthenticationForm
 from accounts.key_forms import KeyCreateForm, KeyLimitsForm
 from accounts.models import ApiKey
 from accounts.services import key_create, key_limits_change, key_rename, key_revoke
@@ -58,14 +59,27 @@ class LoginView(auth_views.LoginView):
     def get_redirect_url(self, request=None) -> str:
         return safe_next(request or self.request)
 
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(signup_enabled=settings.SIGNUP_ENABLED, **kwargs)
-
     def form_valid(self, form):
-        response = super().form_valid(form)
+        """The right password. An account with a second factor is not signed in yet: its second step is next."""
+        user = form.get_user()
+        if signin.has_second_factor(user):
+            signin.pending_begin(self.request, user=user, next_url=self.get_redirect_url())
+            return redirect("accounts:login_verify")
+        if signin.must_have_second_factor(user):
+            # TWO_FACTOR_REQUIRED: set one up first, then go on to `next`.
+            signin.pending_begin(self.request, user=user, next_url=self.get_redirect_url(), enrol=True)
+            return redirect("accounts:security")
+        signin.signin_complete(self.request, user=user, method=None)
+        response = HttpResponseRedirect(self.get_success_url())
         # Its owner is never locked out of this browser by other people's failures (accounts.throttle).
-        throttle.remember_browser(response, username=form.get_user().get_username())
+        throttle.remember_browser(response, username=user.get_username())
         return response
+
+    def get_context_data(self, **kwargs):
+        rp = rules.relying_party(settings.OAUTH_ISSUER)
+        return super().get_context_data(
+            signup_enabled=settings.SIGNUP_ENABLED, passkeys_possible=rp.passkeys_possible, **kwargs
+        )
 
     def form_invalid(self, form):
         response = super().form_invalid(form)
@@ -87,15 +101,22 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.get_username()}. Your account is ready.")
+        if signin.must_have_second_factor(user):  # TWO_FACTOR_REQUIRED=all: set one up, then go on
+            user.backend = signin.MODEL_BACKEND
+            signin.pending_begin(request, user=user, next_url=safe_next(request), enrol=True)
+            return redirect("accounts:security")
+        auth_login(request, user, backend=signin.MODEL_BACKEND)
         return HttpResponseRedirect(safe_next(request) or resolve_url(settings.LOGIN_REDIRECT_URL))
     return render(request, "accounts/signup.html", {"form": form, "next": safe_next(request)})
 
 
-# Django's password views, with our templates and namespaced URLs.
-password_change = auth_views.PasswordChangeView.as_view(
-    template_name="accounts/password_change.html", success_url=reverse_lazy("accounts:password_change_done")
+# Django's password views, with our templates and namespaced URLs. A new password asks for the
+# second factor again when the last check is old (accounts.signin.recent_check_required).
+password_change = signin.recent_check_required()(
+    auth_views.PasswordChangeView.as_view(
+        template_name="accounts/password_change.html", success_url=reverse_lazy("accounts:password_change_done")
+    )
 )
 password_change_done = auth_views.PasswordChangeDoneView.as_view(template_name="accounts/password_change_done.html")
 
@@ -131,8 +152,26 @@ password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="ac
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """The link alone never signs anyone in; an account with a second factor needs it (or a recovery code) too."""
+
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def _needs_second_factor(self) -> bool:
+        return getattr(self, "user", None) is not None and signin.has_second_factor(self.user)
+
+    def get_form_class(self):
+        return SecondFactorSetPasswordForm if self._needs_second_factor() else super().get_form_class()
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        if self._needs_second_factor():
+            kwargs["request"] = self.request
+        return kwargs
+
+    def get_context_data(self, **kwargs):
+        rp = rules.relying_party(settings.OAUTH_ISSUER)
+        return super().get_context_data(passkeys_possible=rp.passkeys_possible, **kwargs)
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -183,6 +222,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 @never_cache
+@signin.recent_check_required(back_to="accounts:keys")
 def key_new(request: HttpRequest) -> HttpResponse:
     """Create a key and show it, in this response only (no redirect, no session)."""
     form = KeyCreateForm(request.POST)

@@ -177,6 +177,20 @@ LOGIN_THROTTLE_LOCKOUT_SECONDS = env.int("LOGIN_THROTTLE_LOCKOUT_SECONDS", defau
 # requests are answered as usual and send nothing: the earlier links work).
 PASSWORD_RESET_REQUESTS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_PER_HOUR", default=5)
 
+# Second factors (docs/accounts.md "Two-factor sign-in"): who must have one
+# ("none", "staff" or "all"; staff by default, since an operator's account
+# reaches everyone's keys), how long the half-signed-in state between the
+# password and the second step lasts, and how old the last check may be
+# before a sensitive change (removing a factor, a new password, a new key)
+# asks for the second factor again.
+TWO_FACTOR_REQUIRED = env.str("TWO_FACTOR_REQUIRED", default="staff")
+if TWO_FACTOR_REQUIRED not in ("none", "staff", "all"):
+    raise ImproperlyConfigured("TWO_FACTOR_REQUIRED must be none, staff or all.")
+TWO_FACTOR_SIGNIN_TTL_SECONDS = env.int("TWO_FACTOR_SIGNIN_TTL_SECONDS", default=300)
+REAUTH_MAX_AGE_SECONDS = env.int("REAUTH_MAX_AGE_SECONDS", default=900)
+if TWO_FACTOR_SIGNIN_TTL_SECONDS < 30 or REAUTH_MAX_AGE_SECONDS < 0:
+    raise ImproperlyConfigured("TWO_FACTOR_SIGNIN_TTL_SECONDS must be >= 30 and REAUTH_MAX_AGE_SECONDS >= 0.")
+
 # --- Operations --------------------------------------------------------------
 
 # purge_codes keeps used and expired authorization codes this many days after
@@ -220,6 +234,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A session that lacks a second factor its account must have is not signed in (accounts/signin.py).
+    "accounts.signin.SecondFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",

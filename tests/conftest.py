@@ -14,6 +14,7 @@ from django.db import connection, connections
 from django.db.utils import load_backend
 from django.test import Client
 
+from accounts import signin
 from accounts.audit import SYSTEM
 from accounts.models import ApiKey, User
 from accounts.services import key_create
@@ -73,6 +74,27 @@ def bob(db) -> User:
 @pytest.fixture
 def mallory(db) -> User:
     return make_user("mallory")
+
+
+def force_login_with_second_factor(client: Client, user: User) -> Client:
+    """force_login, with the session marked as signed in with a second factor just now.
+
+    Staff must have a second factor by default (TWO_FACTOR_REQUIRED=staff):
+    a session signed in without one is treated as signed out
+    (accounts.signin.SecondFactorRequiredMiddleware).
+    """
+    client.force_login(user)
+    session = client.session
+    session[signin.SECOND_FACTOR] = "totp"
+    session[signin.CHECKED_AT] = time.time()
+    session.save()
+    return client
+
+
+@pytest.fixture
+def admin_client(admin_user) -> Client:
+    """pytest-django's admin_client, signed in the way staff must be (with a second factor)."""
+    return force_login_with_second_factor(Client(), admin_user)
 
 
 @pytest.fixture

@@ -14,7 +14,15 @@ from django.urls import NoReverseMatch, reverse
 from accounts.audit import SYSTEM
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_create
-from tests.conftest import approve, authorize_params, authorize_url, exchange, new_pkce_pair, query_of
+from tests.conftest import (
+    approve,
+    authorize_params,
+    authorize_url,
+    exchange,
+    force_login_with_second_factor,
+    new_pkce_pair,
+    query_of,
+)
 
 
 @dataclass
@@ -133,7 +141,7 @@ def test_the_admin_never_shows_a_key_a_code_or_a_verifier(alice, alice_client):
     key_create(user=alice, name="laptop", context=SYSTEM)
     secrets = full_flow(alice_client)
     operator = Client()
-    operator.force_login(User.objects.create_superuser("root", "root@example.com", "root-password"))
+    force_login_with_second_factor(operator, User.objects.create_superuser("root", "root@example.com", "root-password"))
 
     pages = [changelist]
     for model in admin.site._registry:

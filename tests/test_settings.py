@@ -150,3 +150,16 @@ def test_a_dot_env_file_is_read_and_the_environment_wins(production_env, tmp_pat
         "OAUTH_CODE_TTL_SECONDS": 42,
         "OAUTH_ISSUER": "https://keys.example.com",
     }
+
+
+@pytest.mark.parametrize("value", ["some", "Staff", ""])
+def test_an_unknown_second_factor_policy_is_refused_at_start_up(production_env, value):
+    result = manage({**production_env, "TWO_FACTOR_REQUIRED": value}, "check")
+    assert result.returncode != 0 and "TWO_FACTOR_REQUIRED must be none, staff or all" in result.stderr
+
+
+def test_staff_must_have_a_second_factor_by_default_in_production(production_env):
+    assert settings_of(production_env, "TWO_FACTOR_REQUIRED", "REAUTH_MAX_AGE_SECONDS") == {
+        "TWO_FACTOR_REQUIRED": "staff",
+        "REAUTH_MAX_AGE_SECONDS": 900,
+    }

@@ -8,8 +8,9 @@ from django.core.management import CommandError, call_command
 
 from accounts.audit import SYSTEM
 from accounts.keys import KeyDecryptionError
-from accounts.models import ApiKey, AuditEvent
+from accounts.models import ApiKey, AuditEvent, TotpDevice
 from accounts.services import key_create, key_revoke
+from tests.accounts.factors import with_totp
 
 
 @pytest.fixture
@@ -83,3 +84,14 @@ def test_a_key_no_configured_kek_decrypts_fails_the_command(settings, old_kek, a
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEK_ROTATED)
     assert event.detail["failed"] == 1 and event.detail["failed_prefixes"] == [key.prefix]
     assert raw not in str(event.detail)
+
+
+def test_authenticator_secrets_are_re_encrypted_too(settings, old_kek, alice):
+    secret, _ = with_totp(alice)
+    settings.KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), old_kek]
+    assert "Re-encrypted 1 of 1 authenticator-app secrets" in run()
+    settings.KEY_ENCRYPTION_KEYS = settings.KEY_ENCRYPTION_KEYS[:1]  # the old key removed
+    assert TotpDevice.objects.get(user=alice).secret() == secret
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEK_ROTATED)
+    assert event.detail["totp_secrets"] == 1 and event.detail["totp_reencrypted"] == 1
+    assert secret not in str(event.detail)

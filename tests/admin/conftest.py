@@ -11,7 +11,15 @@ from accounts.audit import SYSTEM, RequestContext, audit_record
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.services import key_create
 from oauthprovider.models import AuthorizationCode, Grant
-from tests.conftest import CLIENT_ID, REDIRECT_URI, approve, authorize_params, make_user, new_pkce_pair
+from tests.conftest import (
+    CLIENT_ID,
+    REDIRECT_URI,
+    approve,
+    authorize_params,
+    force_login_with_second_factor,
+    make_user,
+    new_pkce_pair,
+)
 
 
 @pytest.fixture
@@ -22,8 +30,7 @@ def operator(db) -> User:
 @pytest.fixture
 def operator_client(operator) -> Client:
     client = Client(HTTP_USER_AGENT="operator-browser", REMOTE_ADDR="192.0.2.10")
-    client.force_login(operator)
-    return client
+    return force_login_with_second_factor(client, operator)
 
 
 def consent(client: Client, *, key: str = "new", client_id: str = CLIENT_ID) -> Grant:

@@ -19,6 +19,7 @@ from tests.conftest import (
     authorize_url,
     consent_request_id,
     exchange,
+    force_login_with_second_factor,
     issue_code,
     make_user,
     new_pkce_pair,
@@ -52,9 +53,7 @@ def block(operator, kind="host", pattern="yourapp.com", **kwargs) -> ClientBlock
 
 
 def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return force_login_with_second_factor(Client(), user)
 
 
 # --- The admin pages --------------------------------------------------------------------------

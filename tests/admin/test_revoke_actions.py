@@ -179,14 +179,13 @@ def test_a_staff_member_without_permission_cannot_revoke(grant_with_new_key, db)
     from django.contrib.auth.models import Permission
     from django.test import Client
 
-    from tests.conftest import make_user
+    from tests.conftest import force_login_with_second_factor, make_user
 
     viewer = make_user("viewer")
     viewer.is_staff = True
     viewer.save()
     viewer.user_permissions.add(Permission.objects.get(codename="view_grant"))
-    client = Client()
-    client.force_login(viewer)
+    client = force_login_with_second_factor(Client(), viewer)
     assert client.get(GRANTS).status_code == 200
     assert "revoke_grants" not in client.get(GRANTS).content.decode()
     run_action(client, GRANTS, "revoke_grants", [grant_with_new_key.pk], confirm=True)

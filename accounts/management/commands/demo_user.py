@@ -30,4 +30,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  Sign in at {settings.OAUTH_ISSUER}/accounts/login/  (admin: {settings.OAUTH_ISSUER}/admin/)"
         )
+        if settings.TWO_FACTOR_REQUIRED != "none":
+            self.stdout.write(
+                "  admin sets up a second factor (an authenticator app) at its first sign-in "
+                f"(TWO_FACTOR_REQUIRED={settings.TWO_FACTOR_REQUIRED})"
+            )
         self.stdout.write("")

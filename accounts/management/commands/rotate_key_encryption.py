@@ -1,4 +1,5 @@
-"""Re-encrypt every stored API key under the first KEY_ENCRYPTION_KEYS entry.
+"""Re-encrypt every stored API key, and every authenticator-app (TOTP) secret, under the first
+KEY_ENCRYPTION_KEYS entry.
 
 The rotation procedure (docs/operations.md "Rotating the key-encryption
 key"): prepend a new Fernet key to KEY_ENCRYPTION_KEYS on every instance, run
@@ -14,7 +15,7 @@ from django.db import transaction
 
 from accounts.audit import SYSTEM, audit_record
 from accounts.keys import reencrypt_key
-from accounts.models import ApiKey, AuditEvent
+from accounts.models import ApiKey, AuditEvent, TotpDevice
 
 _MAX_PREFIXES_REPORTED = 20
 
@@ -84,10 +85,17 @@ class Command(BaseCommand):
                 counts["reencrypted"] += len(changed)
             last_pk = batch[-1].pk
 
+        totp = _reencrypt_totp_secrets(current=current, batch_size=batch_size, dry_run=dry_run)
+        counts.update({f"totp_{name}": value for name, value in totp.items() if name != "failed_users"})
+
         verb = "Would re-encrypt" if dry_run else "Re-encrypted"
         self.stdout.write(
             f"{verb} {counts['reencrypted']} of {counts['keys']} keys under key-encryption key "
             f"{fingerprint}; {counts['already_current']} already used it."
+        )
+        self.stdout.write(
+            f"{verb} {totp['reencrypted']} of {totp['secrets']} authenticator-app secrets; "
+            f"{totp['already_current']} already used it."
         )
         if not dry_run:
             with transaction.atomic():
@@ -100,11 +108,55 @@ class Command(BaseCommand):
                         "kek_fingerprint": fingerprint,
                         "keks_configured": len(settings.KEY_ENCRYPTION_KEYS),
                         "failed_prefixes": failed_prefixes[:_MAX_PREFIXES_REPORTED],
+                        "totp_failed_users": totp["failed_users"][:_MAX_PREFIXES_REPORTED],
                     },
                 )
+        if totp["failed"]:
+            raise CommandError(
+                f"{totp['failed']} authenticator-app secrets could not be decrypted with any KEY_ENCRYPTION_KEYS "
+                f"entry (user ids: {', '.join(map(str, totp['failed_users'][:_MAX_PREFIXES_REPORTED]))}). "
+                "Do not remove an old key-encryption key until this is resolved."
+            )
         if counts["failed"]:
             raise CommandError(
                 f"{counts['failed']} keys could not be decrypted with any KEY_ENCRYPTION_KEYS entry "
                 f"(prefixes: {', '.join(failed_prefixes[:_MAX_PREFIXES_REPORTED])}). "
                 "Do not remove an old key-encryption key until this is resolved."
             )
+
+
+def _reencrypt_totp_secrets(*, current: Fernet, batch_size: int, dry_run: bool) -> dict:
+    """The same for TOTP secrets (accounts.models.TotpDevice): batches, skip current, report failures."""
+    counts = {"secrets": 0, "reencrypted": 0, "already_current": 0, "failed": 0, "failed_users": []}
+    last_pk = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                TotpDevice.objects.select_for_update()
+                .filter(pk__gt=last_pk)
+                .order_by("pk")
+                .only("pk", "user_id", "secret_encrypted")[:batch_size]
+            )
+            if not batch:
+                break
+            changed = []
+            for device in batch:
+                counts["secrets"] += 1
+                try:
+                    current.decrypt(device.secret_encrypted.encode())
+                    counts["already_current"] += 1
+                    continue
+                except InvalidToken:
+                    pass
+                try:
+                    device.secret_encrypted = reencrypt_key(device.secret_encrypted)
+                except InvalidToken:
+                    counts["failed"] += 1
+                    counts["failed_users"].append(device.user_id)
+                    continue
+                changed.append(device)
+            if not dry_run:
+                TotpDevice.objects.bulk_update(changed, ["secret_encrypted"])
+            counts["reencrypted"] += len(changed)
+        last_pk = batch[-1].pk
+    return counts
