@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User
+from accounts.rows import insert_sql, row_values
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,6 @@ def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
     return address
 
 
-AUDIT_TABLE = AuditEvent._meta.db_table
-
-
 def audit_record(
     *,
     kind: str,
@@ -89,10 +87,8 @@ def audit_record(
         key_prefix=key_prefix,
         detail=detail,
     )
-    columns = ", ".join(connection.ops.quote_name(column) for column in row)
-    placeholders = ", ".join(["%s"] * len(row))
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {AUDIT_TABLE} ({columns}) VALUES ({placeholders})", list(row.values()))
+        cursor.execute(insert_sql(AuditEvent, row), list(row.values()))
 
 
 def audit_row(
@@ -108,9 +104,8 @@ def audit_row(
 ) -> dict[str, Any]:
     """One event as columns and values ready for the database, each prepared by its model field.
 
-    Events are appended with one plain INSERT (or inside a larger statement,
-    oauthprovider.models.AuthorizationCodeQuerySet.claim): the ORM's
-    compiling cost a fifth of a token exchange (docs/benchmarks.md).
+    Events are appended with one plain INSERT (accounts.rows), or inside a
+    larger statement (oauthprovider.models.AuthorizationCodeQuerySet.claim).
     """
     values = {
         "created_at": timezone.now(),
@@ -124,5 +119,4 @@ def audit_row(
         "user_agent": context.user_agent,
         "detail": detail or {},
     }
-    fields = {name: AuditEvent._meta.get_field(name) for name in values}
-    return {fields[name].column: fields[name].get_db_prep_save(value, connection) for name, value in values.items()}
+    return row_values(AuditEvent, values)

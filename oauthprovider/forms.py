@@ -44,8 +44,9 @@ class ConsentForm(KeyLimitsForm):
             data = data.copy()
             data["key"] = NEW_KEY  # a form without the choice asks for the recommended default
         super().__init__(data)
-        # Expired keys are not offered: an app would get a key that no longer works.
-        self.fields["key"].queryset = ApiKey.objects.usable().filter(user=user)
+        if self.is_bound:  # only a posted choice is checked: the page lists keys itself (views/consent.py)
+            # Expired keys are not offered: an app would get a key that no longer works.
+            self.fields["key"].queryset = ApiKey.objects.usable().filter(user=user)
 
     def clean(self):
         cleaned = self.cleaned_data

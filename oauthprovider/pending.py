@@ -15,20 +15,29 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.rows import insert_row
 from oauthprovider.models import PendingConsent
 from oauthprovider.protocol import hash_secret
 
 Params = dict[str, list[str]]
+
+# Fixed statements (accounts/rows.py says why): every consent page and every decision runs them.
+_TABLE = PendingConsent._meta.db_table
+_LOOKUP_SQL = f"SELECT id, params FROM {_TABLE} WHERE rid_hash = %s AND user_id = %s AND expires_at > %s"
+_TAKE_SQL = f"DELETE FROM {_TABLE} WHERE rid_hash = %s AND user_id = %s"
 
 
 def pending_store(*, user: User, params: Params) -> str:
     """Keep a validated request for `user`; returns the id the consent form carries."""
     rid = secrets.token_urlsafe(24)
     expires_at = timezone.now() + timedelta(seconds=settings.OAUTH_PENDING_REQUEST_TTL_SECONDS)
-    PendingConsent.objects.create(rid_hash=hash_secret(rid), user=user, params=params, expires_at=expires_at)
+    insert_row(
+        PendingConsent, {"rid_hash": hash_secret(rid), "user": user.pk, "params": params, "expires_at": expires_at}
+    )
     return rid
 
 
@@ -36,12 +45,9 @@ def pending_get(*, rid: str, user: User) -> Params | None:
     """The request behind `rid` if it is `user`'s and still in time; None otherwise."""
     if not isinstance(rid, str) or not rid or not user.is_authenticated:
         return None
-    row = (
-        PendingConsent.objects.filter(rid_hash=hash_secret(rid), user=user, expires_at__gt=timezone.now())
-        .values_list("params", flat=True)
-        .first()
-    )
-    return row
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = PendingConsent.objects.raw(_LOOKUP_SQL, [hash_secret(rid), user.pk, now])
+    return next((row.params for row in rows), None)
 
 
 def pending_take(*, rid: str, user: User) -> bool:
@@ -49,5 +55,6 @@ def pending_take(*, rid: str, user: User) -> bool:
 
     Call inside the transaction that records the decision.
     """
-    deleted, _ = PendingConsent.objects.filter(rid_hash=hash_secret(rid), user=user).delete()
-    return bool(deleted)
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_SQL, [hash_secret(rid), user.pk])
+        return cursor.rowcount == 1

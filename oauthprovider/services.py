@@ -18,6 +18,7 @@ from accounts.keys import KeyDecryptionError, decrypt_key
 from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.notifications import link, notification_queue
+from accounts.rows import insert_row
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, ClientBlock, Grant
 from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, TokenRequest, hash_secret, pkce_verify
@@ -26,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 # Services nest (a consent is a grant, maybe a key, and a code): their inner
 # blocks use atomic(savepoint=False), one transaction without SAVEPOINT round
-# trips; any error rolls the whole consent back.
+# trips; any error rolls the whole consent back. A caller that catches a
+# service's error and goes on in the same transaction wraps the call in its
+# own atomic() (a savepoint).
 
 # Who revoked a grant, as the audit log names the actor.
 _ACTOR_OF = {
@@ -73,7 +76,7 @@ def consents_lock(*, exclusive: bool) -> None:
 
 def client_block_of(client: Client) -> ClientBlock | None:
     """The active block covering this client, if any (one indexed query)."""
-    return ClientBlock.objects.covering(client.recorded).first()
+    return ClientBlock.objects.covering(client.recorded)
 
 
 # --- Consent ---------------------------------------------------------------------------------
@@ -196,19 +199,23 @@ def code_issue(*, grant: Grant, auth_request: AuthorizationRequest, context: Req
     code = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic(savepoint=False):
-        AuthorizationCode.objects.create(
-            code_hash=hash_secret(code),
-            user_id=grant.user_id,
-            grant=grant,
-            key=grant.key,
-            key_created_by_consent=grant.key_created_by_consent,
-            client_id=auth_request.client.client_id,
-            redirect_uri=auth_request.redirect_uri,
-            scope=auth_request.scope,
-            code_challenge=auth_request.code_challenge,
-            resources=list(auth_request.resources),
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.OAUTH_CODE_TTL_SECONDS),
+        insert_row(
+            AuthorizationCode,
+            {
+                "code_hash": hash_secret(code),
+                "user": grant.user_id,
+                "grant": grant.pk,
+                "key": grant.key_id,
+                "key_created_by_consent": grant.key_created_by_consent,
+                "client_id": auth_request.client.client_id,
+                "redirect_uri": auth_request.redirect_uri,
+                "scope": auth_request.scope,
+                "code_challenge": auth_request.code_challenge,
+                "resources": list(auth_request.resources),
+                "created_at": now,
+                "expires_at": now + timedelta(seconds=settings.OAUTH_CODE_TTL_SECONDS),
+                "failed_attempts": 0,
+            },
         )
         audit_record(
             kind=AuditEvent.Kind.CODE_ISSUED,

@@ -15,7 +15,6 @@ from django.shortcuts import render
 from accounts.clients import ClientName, display_name
 from accounts.models import ApiKey, User
 from oauthprovider.forms import NEW_KEY, ConsentForm
-from oauthprovider.models import Grant
 from oauthprovider.protocol import Client
 
 KEYS_SHOWN = 10
@@ -24,10 +23,10 @@ MAX_SEARCH = 100
 
 def previous_choice(user: User, client: Client) -> ApiKey | None:
     """The key chosen last time for this client, if it was one of the person's existing keys, still usable."""
-    grant = Grant.objects.select_related("key").filter(user=user, client_id=client.recorded).first()
-    if grant and grant.key and grant.key.is_usable() and not grant.key_created_by_consent:
-        return grant.key
-    return None
+    chosen = ApiKey.objects.usable().filter(
+        user=user, grants__user=user, grants__client_id=client.recorded, grants__key_created_by_consent=False
+    )
+    return chosen.order_by().first()
 
 
 def offered_keys(user: User, *, previous: ApiKey | None, search: str) -> tuple[list[ApiKey], bool]:
