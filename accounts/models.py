@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from accounts import keys
@@ -36,6 +36,17 @@ class ApiKeyQuerySet(models.QuerySet):
         if not keys.looks_like_key(raw):
             return None
         return self.active().select_related("user").filter(key_hash=keys.hash_key(raw)).first()
+
+    def usable_by_id(self, pk: int, *, user: User, now) -> "ApiKey | None":
+        """`user`'s key `pk` if it is usable (not revoked, not expired at `now`): one fixed statement.
+
+        Every consent with an existing key checks the choice (accounts/rows.py says why fixed).
+        """
+        sql = (
+            f"SELECT * FROM {ApiKey._meta.db_table} WHERE id = %s AND user_id = %s"
+            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %s)"
+        )
+        return next(iter(self.raw(sql, [pk, user.pk, connection.ops.adapt_datetimefield_value(now)])), None)
 
     def for_api_call(self, raw: str) -> "ApiKey | None":
         """Like `for_raw_key`, for the API's every call: only what a call needs, in one fixed statement.

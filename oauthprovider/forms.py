@@ -1,6 +1,7 @@
 """The consent page's form: Allow or Deny, which key the app gets, and the limits of a new key."""
 
 from django import forms
+from django.utils import timezone
 
 from accounts.key_forms import LIMIT_FIELDS, KeyLimitsForm
 from accounts.limits import NO_LIMITS
@@ -10,16 +11,23 @@ NEW_KEY = "new"
 _KEY_ERROR = "Choose one of your active keys, or a new key."
 
 
-class KeyChoiceField(forms.ModelChoiceField):
-    """One of the person's active keys by id, or NEW_KEY (cleaned to None): one query, whatever the number of keys."""
+class KeyChoiceField(forms.Field):
+    """One of `user`'s usable keys by id, or NEW_KEY (cleaned to None): one query, whatever the number of keys."""
+
+    default_error_messages = {"required": _KEY_ERROR, "invalid_choice": _KEY_ERROR}
+    user: User | None = None  # set by the form
 
     def clean(self, value):
         if value == NEW_KEY:
             return None
-        # ASCII digits only: int() also reads "١" and "１" as 1.
-        if isinstance(value, str) and value and not (value.isascii() and value.isdigit()):
+        self.validate(value)  # "required"
+        # ASCII digits only (int() also reads "١" and "１" as 1), and no longer than a key id can be.
+        if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18):
             raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
-        return super().clean(value)
+        key = ApiKey.objects.usable_by_id(int(value), user=self.user, now=timezone.now())
+        if key is None:
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return key
 
 
 class ConsentForm(KeyLimitsForm):
@@ -35,18 +43,15 @@ class ConsentForm(KeyLimitsForm):
         choices=[("allow", "Allow"), ("deny", "Deny")],
         error_messages={"required": "Choose Allow or Deny.", "invalid_choice": "Choose Allow or Deny."},
     )
-    key = KeyChoiceField(
-        queryset=ApiKey.objects.none(), error_messages={"required": _KEY_ERROR, "invalid_choice": _KEY_ERROR}
-    )
+    key = KeyChoiceField()
 
     def __init__(self, data=None, *, user: User) -> None:
         if data is not None and "key" not in data:
             data = data.copy()
             data["key"] = NEW_KEY  # a form without the choice asks for the recommended default
         super().__init__(data)
-        if self.is_bound:  # only a posted choice is checked: the page lists keys itself (views/consent.py)
-            # Expired keys are not offered: an app would get a key that no longer works.
-            self.fields["key"].queryset = ApiKey.objects.usable().filter(user=user)
+        # Only usable keys: an app would get a key that no longer works. The page lists them itself.
+        self.fields["key"].user = user
 
     def clean(self):
         cleaned = self.cleaned_data

@@ -27,7 +27,8 @@ Params = dict[str, list[str]]
 
 # Fixed statements (accounts/rows.py says why): every consent page and every decision runs them.
 _TABLE = PendingConsent._meta.db_table
-_LOOKUP_SQL = f"SELECT id, params FROM {_TABLE} WHERE rid_hash = %s AND user_id = %s AND expires_at > %s"
+_LOOKUP_SQL = f"SELECT params FROM {_TABLE} WHERE rid_hash = %s AND user_id = %s AND expires_at > %s"
+_PARAMS = PendingConsent._meta.get_field("params")
 _TAKE_SQL = f"DELETE FROM {_TABLE} WHERE rid_hash = %s AND user_id = %s"
 
 
@@ -46,8 +47,10 @@ def pending_get(*, rid: str, user: User) -> Params | None:
     if not isinstance(rid, str) or not rid or not user.is_authenticated:
         return None
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    rows = PendingConsent.objects.raw(_LOOKUP_SQL, [hash_secret(rid), user.pk, now])
-    return next((row.params for row in rows), None)
+    with connection.cursor() as cursor:
+        cursor.execute(_LOOKUP_SQL, [hash_secret(rid), user.pk, now])
+        row = cursor.fetchone()
+    return _PARAMS.from_db_value(row[0], None, connection) if row else None
 
 
 def pending_take(*, rid: str, user: User) -> bool:
