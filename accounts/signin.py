@@ -44,7 +44,7 @@ CHECKED_AT = "keygrant_checked_at"
 CHALLENGE = "keygrant_webauthn"
 # The browser has TIMEOUT_MS (2 minutes) to answer; a challenge is good a little longer, never more.
 CHALLENGE_TTL_SECONDS = 180
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+MODEL_BACKEND = "accounts.backends.UserBackend"
 
 
 def has_second_factor(user: User) -> bool:

@@ -329,6 +329,11 @@ RATE_LIMIT_STORE = (
 )
 
 AUTH_USER_MODEL = "accounts.User"
+# Django's model backend and database sessions, each reading its row with one
+# fixed statement (accounts/backends.py, accounts/sessions.py). Django's own
+# backend stays listed so that sessions it made keep working.
+AUTHENTICATION_BACKENDS = ["accounts.backends.UserBackend", "django.contrib.auth.backends.ModelBackend"]
+SESSION_ENGINE = "accounts.sessions"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
