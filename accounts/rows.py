@@ -1,7 +1,7 @@
-"""Plain INSERTs for the rows the hot paths write, with values prepared by the models' own fields.
+"""Plain INSERTs and UPDATEs for the rows the hot paths write, with values prepared by the models' own fields.
 
 The token exchange and the consent write a few rows each (a code, an audit
-event, a pending request). Through the ORM each INSERT is compiled anew on
+event, a pending request, the grant). Through the ORM each INSERT is compiled anew on
 every call, which cost more than the database's own work on these paths
 (docs/benchmarks.md); a fixed statement with the fields' own conversion
 (`get_db_prep_save`) writes the same values on every database.
@@ -25,6 +25,20 @@ def insert_sql(model: type[models.Model], columns) -> str:
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(column) for column in columns)})"
         f" VALUES ({', '.join(['%s'] * len(columns))})"
     )
+
+
+def update_row(instance: models.Model, names) -> None:
+    """Write the fields `names` of a saved `instance`: one UPDATE by primary key."""
+    model = type(instance)
+    meta = model._meta
+    row = row_values(model, {name: getattr(instance, meta.get_field(name).attname) for name in names})
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column)} = %s" for column in row)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
+            [*row.values(), instance.pk],
+        )
 
 
 def insert_row(model: type[models.Model], values: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from accounts.keys import KeyDecryptionError, decrypt_key
 from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.notifications import link, notification_queue
-from accounts.rows import insert_row
+from accounts.rows import insert_row, update_row
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, ClientBlock, Grant
 from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, TokenRequest, hash_secret, pkce_verify
@@ -147,15 +147,12 @@ def grant_authorize(
             key, _ = key_create(
                 user=user, name=name, context=context, created_for_client=client.recorded, limits=limits
             )
-        grant, _ = Grant.objects.select_for_update().get_or_create(
-            user=user, client_id=client.recorded, defaults={"first_authorized_at": now}
-        )
-        grant.user = user  # already loaded: no query when the code and its event name the user
+        grant = Grant.objects.for_consent(user=user, client_id=client.recorded, first_authorized_at=now)
         had_this_key = grant.is_active and grant.key_id == key.pk
         grant.authorize(
             scope=scope, resources=resources, client_name=client.name, key=key, key_is_new=key_is_new, at=now
         )
-        grant.save()
+        update_row(grant, Grant.AUTHORIZED_FIELDS)
         audit_record(
             kind=AuditEvent.Kind.CONSENT_GRANTED,
             context=context,
