@@ -222,6 +222,9 @@ class AuditEvent(models.Model):
     # (SET_NULL would rewrite history). A user who appears in the log is
     # deactivated rather than deleted; the database's foreign key refuses the
     # delete too. See docs/operations.md "The audit log".
+    # No index of their own: the (actor, -created_at) and (subject,
+    # -created_at) indexes below serve every lookup by either, and each index
+    # is one more write on every event the token exchange and consent record.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -229,6 +232,7 @@ class AuditEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         editable=False,
+        db_index=False,
     )
     subject = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -237,6 +241,7 @@ class AuditEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="audit_events",
         editable=False,
+        db_index=False,
     )
     client_id = models.CharField(max_length=255, blank=True, editable=False)
     key_prefix = models.CharField(max_length=16, blank=True, editable=False, db_index=True)

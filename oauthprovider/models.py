@@ -179,7 +179,10 @@ class AuthorizationCode(models.Model):
     resources = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
-    redeemed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Not indexed: the redemption sets it, and an UPDATE that changes no
+    # indexed column can be a heap-only (HOT) update on PostgreSQL, writing
+    # none of the table's indexes (docs/benchmarks.md).
+    redeemed_at = models.DateTimeField(null=True, blank=True)
     failed_attempts = models.PositiveIntegerField(default=0)
 
     objects = AuthorizationCodeQuerySet.as_manager()

@@ -4,6 +4,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -93,6 +94,27 @@ def test_a_successful_exchange_needs_at_most_four_queries(app, code, pkce_pair, 
     with django_assert_max_num_queries(4):
         response = exchange(app, code, pkce_pair)
     assert response.status_code == 200
+
+
+def _indexed_columns(table: str) -> list[list[str]]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return [c["columns"] for c in constraints.values() if c["index"] or c["unique"]]
+
+
+@pytest.mark.django_db
+def test_no_index_covers_what_the_redemption_changes():
+    # An UPDATE of an unindexed column can be heap-only on PostgreSQL: it
+    # writes none of the table's indexes (docs/benchmarks.md).
+    assert not [columns for columns in _indexed_columns("oauthprovider_authorizationcode") if "redeemed_at" in columns]
+
+
+@pytest.mark.django_db
+def test_the_audit_log_has_no_index_that_another_one_already_leads_with():
+    indexes = _indexed_columns("accounts_auditevent")
+    single = [columns[0] for columns in indexes if len(columns) == 1]
+    leading = {columns[0] for columns in indexes if len(columns) > 1}
+    assert not set(single) & leading
 
 
 def test_the_code_is_long_and_only_its_hash_is_stored(alice_client, pkce_pair):
