@@ -165,6 +165,7 @@ def seed(*, users: int, codes: int) -> dict:
     ]
     report = {}
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 0")  # a maintenance job, not a serving process
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute("SET LOCAL synchronous_commit = off")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")  # index builds sort in memory
