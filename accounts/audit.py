@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -91,6 +91,32 @@ def audit_record(
         cursor.execute(insert_sql(AuditEvent, row), list(row.values()))
 
 
+def write_with_event(sql: str, params: list, event: dict[str, Any]) -> int:
+    """Run `sql`, an INSERT or UPDATE of at most one row, and append `event` (audit_row) if it wrote one.
+
+    Returns the number of rows written. On PostgreSQL one statement (the write
+    in a WITH, the event inserted from what it wrote): a round trip less on the
+    token exchange and on every consent (docs/benchmarks.md). Elsewhere two
+    statements in one transaction.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            quote = connection.ops.quote_name
+            cursor.execute(
+                f"WITH written AS ({sql} RETURNING 1)"
+                f" INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(quote(column) for column in event)})"
+                f" SELECT {', '.join(['%s'] * len(event))} FROM written",
+                [*params, *event.values()],
+            )
+            return cursor.rowcount
+        with transaction.atomic(savepoint=False):
+            cursor.execute(sql, params)
+            if cursor.rowcount != 1:
+                return cursor.rowcount
+            cursor.execute(insert_sql(AuditEvent, event), list(event.values()))
+            return 1
+
+
 def audit_row(
     *,
     kind: str,
@@ -104,8 +130,8 @@ def audit_row(
 ) -> dict[str, Any]:
     """One event as columns and values ready for the database, each prepared by its model field.
 
-    Events are appended with one plain INSERT (accounts.rows), or inside a
-    larger statement (oauthprovider.models.AuthorizationCodeQuerySet.claim).
+    Events are appended with one plain INSERT (audit_record), or with the
+    change they record (write_with_event).
     """
     values = {
         "created_at": timezone.now(),

@@ -27,22 +27,31 @@ def insert_sql(model: type[models.Model], columns) -> str:
     )
 
 
-def update_row(instance: models.Model, names) -> None:
-    """Write the fields `names` of a saved `instance`: one UPDATE by primary key."""
+def update_statement(instance: models.Model, names) -> tuple[str, list]:
+    """The UPDATE by primary key that writes the fields `names` of a saved `instance`, and its parameters."""
     model = type(instance)
     meta = model._meta
     row = row_values(model, {name: getattr(instance, meta.get_field(name).attname) for name in names})
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(column)} = %s" for column in row)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    return sql, [*row.values(), instance.pk]
+
+
+def insert_statement(model: type[models.Model], values: dict[str, Any]) -> tuple[str, list]:
+    """The INSERT of one row of `model` and its parameters (every NOT NULL column without a
+    database default must be in `values`)."""
+    row = row_values(model, values)
+    return insert_sql(model, row), list(row.values())
+
+
+def update_row(instance: models.Model, names) -> None:
+    """Write the fields `names` of a saved `instance`: one UPDATE by primary key."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
-            [*row.values(), instance.pk],
-        )
+        cursor.execute(*update_statement(instance, names))
 
 
 def insert_row(model: type[models.Model], values: dict[str, Any]) -> None:
     """Insert one row of `model` (every NOT NULL column without a database default must be in `values`)."""
-    row = row_values(model, values)
     with connection.cursor() as cursor:
-        cursor.execute(insert_sql(model, row), list(row.values()))
+        cursor.execute(*insert_statement(model, values))

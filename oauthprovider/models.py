@@ -1,11 +1,11 @@
 import functools
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import connection, models
 from django.utils import timezone
 
-from accounts.models import ApiKey, AuditEvent
-from accounts.rows import insert_sql
+from accounts.audit import write_with_event
+from accounts.models import ApiKey
 from oauthprovider import protocol
 
 
@@ -126,28 +126,12 @@ class AuthorizationCodeQuerySet(models.QuerySet):
         """Mark the code redeemed, with its audit `event` (accounts.audit.audit_row), unless it already is.
 
         One conditional UPDATE, so of concurrent claims exactly one wins; the
-        event is written in the same transaction: on PostgreSQL one statement
-        (no BEGIN/COMMIT round trips), elsewhere one short transaction.
+        event is written with it (accounts.audit.write_with_event).
         """
         quote = connection.ops.quote_name
         update = f"UPDATE {quote(self.model._meta.db_table)} SET redeemed_at = %s WHERE id = %s AND redeemed_at IS NULL"
         stamp = connection.ops.adapt_datetimefield_value(now)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                columns = ", ".join(quote(column) for column in event)
-                cursor.execute(
-                    f"WITH claimed AS ({update} RETURNING id)"
-                    f" INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns})"
-                    f" SELECT {', '.join(['%s'] * len(event))} FROM claimed",
-                    [stamp, code.pk, *event.values()],
-                )
-                return cursor.rowcount == 1
-            with transaction.atomic(savepoint=False):
-                cursor.execute(update, [stamp, code.pk])
-                if cursor.rowcount != 1:
-                    return False
-                cursor.execute(insert_sql(AuditEvent, event), list(event.values()))
-                return True
+        return write_with_event(update, [stamp, code.pk], event) == 1
 
 
 @functools.cache

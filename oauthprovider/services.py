@@ -12,13 +12,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.audit import RequestContext, audit_record, audit_row
+from accounts.audit import RequestContext, audit_record, audit_row, write_with_event
 from accounts.clients import ClientName
 from accounts.keys import KeyDecryptionError, decrypt_key
 from accounts.limits import NO_LIMITS, KeyLimits
 from accounts.models import ApiKey, AuditEvent, Notification, User
 from accounts.notifications import link, notification_queue
-from accounts.rows import insert_row, update_row
+from accounts.rows import insert_statement, update_statement
 from accounts.services import key_create, key_revoke
 from oauthprovider.models import AuthorizationCode, ClientBlock, Grant
 from oauthprovider.protocol import AuthorizationRequest, Client, OAuthError, TokenRequest, hash_secret, pkce_verify
@@ -152,16 +152,16 @@ def grant_authorize(
         grant.authorize(
             scope=scope, resources=resources, client_name=client.name, key=key, key_is_new=key_is_new, at=now
         )
-        update_row(grant, Grant.AUTHORIZED_FIELDS)
-        audit_record(
+        granted = audit_row(
             kind=AuditEvent.Kind.CONSENT_GRANTED,
             context=context,
-            actor=user,
-            subject=user,
+            actor_id=user.pk,
+            subject_id=user.pk,
             client_id=client.recorded,
             key_prefix=key.prefix,
             detail={"scope": scope, "new_key": key_is_new, "resources": list(resources), **detail},
         )
+        write_with_event(*update_statement(grant, Grant.AUTHORIZED_FIELDS), granted)
         if not had_this_key:
             _notify_app_got_key(user=user, grant=grant, key=key, key_is_new=key_is_new, context=context, detail=detail)
     return grant
@@ -195,8 +195,16 @@ def code_issue(*, grant: Grant, auth_request: AuthorizationRequest, context: Req
     """A one-time code for this consent (RFC 6749 4.1.2): 256 random bits, only the hash is stored."""
     code = secrets.token_urlsafe(32)
     now = timezone.now()
-    with transaction.atomic(savepoint=False):
-        insert_row(
+    issued = audit_row(
+        kind=AuditEvent.Kind.CODE_ISSUED,
+        context=context,
+        actor_id=grant.user_id,
+        subject_id=grant.user_id,
+        client_id=grant.client_id,
+        key_prefix=grant.key.prefix,
+    )
+    write_with_event(
+        *insert_statement(
             AuthorizationCode,
             {
                 "code_hash": hash_secret(code),
@@ -213,15 +221,9 @@ def code_issue(*, grant: Grant, auth_request: AuthorizationRequest, context: Req
                 "expires_at": now + timedelta(seconds=settings.OAUTH_CODE_TTL_SECONDS),
                 "failed_attempts": 0,
             },
-        )
-        audit_record(
-            kind=AuditEvent.Kind.CODE_ISSUED,
-            context=context,
-            actor=grant.user,
-            subject=grant.user,
-            client_id=grant.client_id,
-            key_prefix=grant.key.prefix,
-        )
+        ),
+        issued,
+    )
     return code
 
 
