@@ -32,8 +32,10 @@ def _capture(client, method: str, path: str, **kwargs) -> tuple[object, list[str
 def _explain(sql: str) -> str:
     from django.db import connection, transaction
 
-    # An INSERT run again would break a unique constraint; its plan is trivial anyway.
-    explain = "EXPLAIN " if sql.startswith("INSERT") else "EXPLAIN (ANALYZE, BUFFERS) "
+    # An INSERT run again (alone, or in a WITH that also writes its audit event)
+    # would break a unique constraint; its plan is trivial anyway.
+    inserts = sql.startswith("INSERT") or re.match(r"WITH \w+ AS \(INSERT ", sql) is not None
+    explain = "EXPLAIN " if inserts else "EXPLAIN (ANALYZE, BUFFERS) "
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(explain + sql)
