@@ -45,12 +45,6 @@ def insert_statement(model: type[models.Model], values: dict[str, Any]) -> tuple
     return insert_sql(model, row), list(row.values())
 
 
-def update_row(instance: models.Model, names) -> None:
-    """Write the fields `names` of a saved `instance`: one UPDATE by primary key."""
-    with connection.cursor() as cursor:
-        cursor.execute(*update_statement(instance, names))
-
-
 def insert_row(model: type[models.Model], values: dict[str, Any]) -> None:
     """Insert one row of `model` (every NOT NULL column without a database default must be in `values`)."""
     with connection.cursor() as cursor:
