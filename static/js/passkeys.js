@@ -39,29 +39,28 @@
     o.allowCredentials = descriptors(o.allowCredentials);
     return { publicKey: o };
   }
-  function created(credential) {
-    var r = credential.response;
+  // A credential as JSON, its ceremony's own `response` fields given.
+  function asJSON(credential, response) {
     return {
       id: credential.id, rawId: toText(credential.rawId), type: credential.type,
       authenticatorAttachment: credential.authenticatorAttachment || undefined,
       clientExtensionResults: credential.getClientExtensionResults(),
-      response: {
-        clientDataJSON: toText(r.clientDataJSON), attestationObject: toText(r.attestationObject),
-        transports: r.getTransports ? r.getTransports() : []
-      }
+      response: response
     };
+  }
+  function created(credential) {
+    var r = credential.response;
+    return asJSON(credential, {
+      clientDataJSON: toText(r.clientDataJSON), attestationObject: toText(r.attestationObject),
+      transports: r.getTransports ? r.getTransports() : []
+    });
   }
   function asserted(credential) {
     var r = credential.response;
-    return {
-      id: credential.id, rawId: toText(credential.rawId), type: credential.type,
-      authenticatorAttachment: credential.authenticatorAttachment || undefined,
-      clientExtensionResults: credential.getClientExtensionResults(),
-      response: {
-        clientDataJSON: toText(r.clientDataJSON), authenticatorData: toText(r.authenticatorData),
-        signature: toText(r.signature), userHandle: r.userHandle ? toText(r.userHandle) : null
-      }
-    };
+    return asJSON(credential, {
+      clientDataJSON: toText(r.clientDataJSON), authenticatorData: toText(r.authenticatorData),
+      signature: toText(r.signature), userHandle: r.userHandle ? toText(r.userHandle) : null
+    });
   }
 
   function say(form, text) {
