@@ -21,6 +21,19 @@ def _drop_index(column: str, name: str) -> migrations.RunSQL:
     )
 
 
+def _unindexed_user_fk(related_name: str) -> models.ForeignKey:
+    """The event's actor or subject field as it is now: the same foreign key, without an index of its own."""
+    return models.ForeignKey(
+        blank=True,
+        db_index=False,
+        editable=False,
+        null=True,
+        on_delete=models.deletion.PROTECT,
+        related_name=related_name,
+        to=settings.AUTH_USER_MODEL,
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0011_second_factors"),
@@ -30,32 +43,8 @@ class Migration(migrations.Migration):
         migrations.SeparateDatabaseAndState(
             database_operations=[_drop_index(column, name) for column, name in _INDEXES.items()],
             state_operations=[
-                migrations.AlterField(
-                    model_name="auditevent",
-                    name="actor",
-                    field=models.ForeignKey(
-                        blank=True,
-                        db_index=False,
-                        editable=False,
-                        null=True,
-                        on_delete=models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="auditevent",
-                    name="subject",
-                    field=models.ForeignKey(
-                        blank=True,
-                        db_index=False,
-                        editable=False,
-                        null=True,
-                        on_delete=models.deletion.PROTECT,
-                        related_name="audit_events",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                migrations.AlterField(model_name="auditevent", name="actor", field=_unindexed_user_fk("+")),
+                migrations.AlterField(model_name="auditevent", name="subject", field=_unindexed_user_fk("audit_events")),
             ],
         ),
     ]
