@@ -612,6 +612,20 @@ def test_allow_with_an_existing_key_hands_out_that_key(alice_client, pkce_pair, 
     assert ApiKey.objects.count() == 1
 
 
+def test_the_consent_the_code_and_the_exchange_each_leave_one_audit_event(alice, alice_client, pkce_pair, alice_key):
+    # Written with the change each records (accounts.audit.write_with_event).
+    key, _ = alice_key
+    location = approve(alice_client, authorize_params(pkce_pair), key=str(key.pk))
+    assert exchange(Client(), query_of(location)["code"][0], pkce_pair).status_code == 200
+    events = AuditEvent.objects.filter(client_id="yourapp.com").order_by("id")
+    assert [(e.kind, e.subject_id, e.key_prefix) for e in events] == [
+        (AuditEvent.Kind.CONSENT_GRANTED, alice.pk, key.prefix),
+        (AuditEvent.Kind.CODE_ISSUED, alice.pk, key.prefix),
+        (AuditEvent.Kind.TOKEN_ISSUED, alice.pk, key.prefix),
+    ]
+    assert [e.actor_id for e in events] == [alice.pk, alice.pk, None]
+
+
 def test_a_missing_decision_changes_nothing(alice_client, pkce_pair):
     page = get_authorize(alice_client, pkce_pair)
     response = alice_client.post("/getKeys/authorize", {"request": consent_request_id(page), "key": "new"})
