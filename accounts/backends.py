@@ -10,8 +10,9 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 
 from accounts.models import User
+from accounts.rows import Select
 
-_SQL = f"SELECT * FROM {User._meta.db_table} WHERE id = %s"
+_BY_ID = Select(User, f"SELECT {{fields}} FROM {User._meta.db_table} WHERE id = %s")
 
 
 class UserBackend(ModelBackend):
@@ -20,5 +21,5 @@ class UserBackend(ModelBackend):
             pk = User._meta.pk.to_python(user_id)
         except ValidationError:
             return None
-        user = next(iter(User.objects.raw(_SQL, [pk])), None)
+        user = _BY_ID.first([pk])
         return user if user is not None and self.user_can_authenticate(user) else None

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts import keys
 from accounts import limits as key_limits
+from accounts.rows import Select
 
 
 class User(AbstractUser):
@@ -42,11 +43,7 @@ class ApiKeyQuerySet(models.QuerySet):
 
         Every consent with an existing key checks the choice (accounts/rows.py says why fixed).
         """
-        sql = (
-            f"SELECT * FROM {ApiKey._meta.db_table} WHERE id = %s AND user_id = %s"
-            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %s)"
-        )
-        return next(iter(self.raw(sql, [pk, user.pk, connection.ops.adapt_datetimefield_value(now)])), None)
+        return _usable_by_id().first([pk, user.pk, connection.ops.adapt_datetimefield_value(now)])
 
     def for_api_call(self, raw: str) -> "ApiKey | None":
         """Like `for_raw_key`, for the API's every call: only what a call needs, in one fixed statement.
@@ -60,34 +57,36 @@ class ApiKeyQuerySet(models.QuerySet):
         """
         if not keys.looks_like_key(raw):
             return None
-        return next(iter(self.raw(_api_call_sql(), [keys.hash_key(raw)])), None)
+        return _api_call().first([keys.hash_key(raw)])
 
 
 @functools.cache
-def _api_call_sql() -> str:
+def _usable_by_id() -> Select:
+    return Select(
+        ApiKey,
+        f"SELECT {{fields}} FROM {ApiKey._meta.db_table} WHERE id = %s AND user_id = %s"
+        " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %s)",
+    )
+
+
+@functools.cache
+def _api_call() -> Select:
     """The statement behind `for_api_call`, with table and column names from the models."""
 
     def columns(model, *names: str) -> list[str]:
         return [model._meta.get_field(name).column for name in names]
 
-    key_id, user_id, name, prefix, last_used_at, expires_at, networks, key_hash, revoked_at = columns(
-        ApiKey,
-        "id",
-        "user",
-        "name",
-        "prefix",
-        "last_used_at",
-        "expires_at",
-        "allowed_networks",
-        "key_hash",
-        "revoked_at",
-    )
+    user_id, key_hash, revoked_at = columns(ApiKey, "user", "key_hash", "revoked_at")
     owner_id, username, first_name, last_name = columns(User, "id", "username", "first_name", "last_name")
-    return (
-        f"SELECT k.{key_id}, k.{user_id}, k.{name}, k.{prefix}, k.{last_used_at}, k.{expires_at}, k.{networks},"
+    return Select(
+        ApiKey,
+        "SELECT {fields},"
         f" u.{username} AS owner_username, u.{first_name} AS owner_first_name, u.{last_name} AS owner_last_name"
         f" FROM {ApiKey._meta.db_table} k JOIN {User._meta.db_table} u ON u.{owner_id} = k.{user_id}"
-        f" WHERE k.{key_hash} = %s AND k.{revoked_at} IS NULL"
+        f" WHERE k.{key_hash} = %s AND k.{revoked_at} IS NULL",
+        alias="k",
+        fields=("id", "user", "name", "prefix", "last_used_at", "expires_at", "allowed_networks"),
+        extra=("owner_username", "owner_first_name", "owner_last_name"),
     )
 
 

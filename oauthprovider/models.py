@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from accounts.audit import write_with_event
 from accounts.models import ApiKey
+from accounts.rows import Select
 from oauthprovider import protocol
 
 
@@ -17,15 +18,19 @@ class GrantQuerySet(models.QuerySet):
         (accounts/rows.py says why); a first consent creates it through the
         ORM, which also settles two concurrent first consents.
         """
-        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        sql = f"SELECT * FROM {self.model._meta.db_table} WHERE user_id = %s AND client_id = %s{lock}"
-        grant = next(iter(self.raw(sql, [user.pk, client_id])), None)
+        grant = _grant_for_consent().first([user.pk, client_id])
         if grant is None:
             grant, _ = self.select_for_update().get_or_create(
                 user=user, client_id=client_id, defaults={"first_authorized_at": first_authorized_at}
             )
         grant.user = user  # already loaded: no query when the code and its event name the user
         return grant
+
+
+@functools.cache
+def _grant_for_consent() -> Select:
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return Select(Grant, f"SELECT {{fields}} FROM {Grant._meta.db_table} WHERE user_id = %s AND client_id = %s{lock}")
 
 
 class Grant(models.Model):
@@ -120,7 +125,7 @@ class AuthorizationCodeQuerySet(models.QuerySet):
         `grant_active`. Its `key` and `grant` themselves are not loaded.
         """
         params = [connection.ops.adapt_datetimefield_value(now), code_hash]
-        return next(iter(self.raw(_redemption_sql(), params)), None)
+        return _redemption().first(params)
 
     def claim(self, code: "AuthorizationCode", *, now, event: dict) -> bool:
         """Mark the code redeemed, with its audit `event` (accounts.audit.audit_row), unless it already is.
@@ -135,15 +140,17 @@ class AuthorizationCodeQuerySet(models.QuerySet):
 
 
 @functools.cache
-def _redemption_sql() -> str:
+def _redemption() -> Select:
     code, key, grant = AuthorizationCode._meta, ApiKey._meta, Grant._meta
-    code_columns = ", ".join(f"c.{field.column}" for field in code.concrete_fields)
-    return (
-        f"SELECT {code_columns}, k.prefix AS key_prefix, k.key_encrypted AS key_ciphertext,"
+    return Select(
+        AuthorizationCode,
+        "SELECT {fields}, k.prefix AS key_prefix, k.key_encrypted AS key_ciphertext,"
         " (k.revoked_at IS NULL) AS key_active, (k.expires_at IS NULL OR k.expires_at > %s) AS key_unexpired,"
         " g.client_id AS grant_client_id, (g.revoked_at IS NULL) AS grant_active"
         f" FROM {code.db_table} c JOIN {key.db_table} k ON k.id = c.key_id JOIN {grant.db_table} g ON g.id = c.grant_id"
-        " WHERE c.code_hash = %s"
+        " WHERE c.code_hash = %s",
+        alias="c",
+        extra=("key_prefix", "key_ciphertext", "key_active", "key_unexpired", "grant_client_id", "grant_active"),
     )
 
 
@@ -300,12 +307,19 @@ class ClientBlockQuerySet(models.QuerySet):
         if not candidates:
             return None
         patterns = sorted({pattern for _, pattern in candidates})
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        sql = (
-            f"SELECT * FROM {table} WHERE unblocked_at IS NULL"
-            f" AND pattern IN ({', '.join(['%s'] * len(patterns))}) ORDER BY id"
-        )
-        return next((block for block in self.raw(sql, patterns) if (block.kind, block.pattern) in candidates), None)
+        blocks = _active_blocks(len(patterns)).all(patterns)
+        return next((block for block in blocks if (block.kind, block.pattern) in candidates), None)
+
+
+@functools.cache
+def _active_blocks(patterns: int) -> Select:
+    """The active blocks whose pattern is one of `patterns` values."""
+    table = connection.ops.quote_name(ClientBlock._meta.db_table)
+    return Select(
+        ClientBlock,
+        f"SELECT {{fields}} FROM {table} WHERE unblocked_at IS NULL"
+        f" AND pattern IN ({', '.join(['%s'] * patterns)}) ORDER BY id",
+    )
 
 
 class ClientBlock(models.Model):

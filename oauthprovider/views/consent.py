@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.clients import ClientName, display_name
 from accounts.models import ApiKey, User
+from accounts.rows import Select
 from oauthprovider.forms import NEW_KEY, ConsentForm
 from oauthprovider.models import Grant
 from oauthprovider.protocol import Client
@@ -38,26 +39,32 @@ def offered_keys(user: User, client: Client, *, search: str, now) -> KeyOffer:
     says why) rather than two ORM queries. `search` narrows the list by name
     or prefix; the previous choice is offered whatever the search.
     """
-    keys, grants = ApiKey._meta.db_table, Grant._meta.db_table
     params: list = [user.pk, client.recorded, user.pk, connection.ops.adapt_datetimefield_value(now)]
-    matching = ""
     if search:
         pattern = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        matching = " AND (p.key_id IS NOT NULL OR LOWER(k.name) LIKE %s ESCAPE '\\' OR k.prefix LIKE %s ESCAPE '\\')"
         params += [f"%{pattern.lower()}%", f"{pattern}%"]
-    sql = (
-        "SELECT k.*, p.key_id IS NOT NULL AS is_previous"
-        f" FROM {keys} k LEFT JOIN (SELECT key_id FROM {grants}"
-        "  WHERE user_id = %s AND client_id = %s AND NOT key_created_by_consent) p ON p.key_id = k.id"
-        " WHERE k.user_id = %s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > %s)"
-        f"{matching}"
-        " ORDER BY is_previous DESC, k.last_used_at IS NULL, k.last_used_at DESC, k.created_at DESC"
-        f" LIMIT {KEYS_SHOWN + 2}"
-    )
-    found = list(ApiKey.objects.raw(sql, params))
+    found = _offer(searching=bool(search)).all(params)
     previous = found[0] if found and found[0].is_previous else None
     limit = KEYS_SHOWN + (previous is not None)
     return KeyOffer(keys=found[:limit], previous=previous, more=len(found) > limit)
+
+
+@functools.cache
+def _offer(*, searching: bool) -> Select:
+    keys, grants = ApiKey._meta.db_table, Grant._meta.db_table
+    matching = " AND (p.key_id IS NOT NULL OR LOWER(k.name) LIKE %s ESCAPE '\\' OR k.prefix LIKE %s ESCAPE '\\')"
+    return Select(
+        ApiKey,
+        "SELECT {fields}, p.key_id IS NOT NULL AS is_previous"
+        f" FROM {keys} k LEFT JOIN (SELECT key_id FROM {grants}"
+        "  WHERE user_id = %s AND client_id = %s AND NOT key_created_by_consent) p ON p.key_id = k.id"
+        " WHERE k.user_id = %s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > %s)"
+        f"{matching if searching else ''}"
+        " ORDER BY is_previous DESC, k.last_used_at IS NULL, k.last_used_at DESC, k.created_at DESC"
+        f" LIMIT {KEYS_SHOWN + 2}",
+        alias="k",
+        extra=("is_previous",),
+    )
 
 
 def consent_page(
