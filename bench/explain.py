@@ -44,6 +44,17 @@ def _explain(sql: str) -> str:
     return plan
 
 
+_FUNCTION_CALL = re.compile(r"FROM oauthprovider_code_for_redemption\((.+?), ('[0-9a-f]+')\) c$")
+
+
+def _inside_function(sql: str) -> str | None:
+    """The join that the token exchange's function call (migration 0010) runs, with the call's arguments."""
+    from oauthprovider.models import _redemption
+
+    call = _FUNCTION_CALL.search(sql)
+    return None if call is None else _redemption(by_function=False).sql % call.groups()
+
+
 def hot_requests() -> list[tuple[str, list[str]]]:
     """(what, its SQL) for /v1/me, the consent page and its Allow, and the token exchange."""
     from django.conf import settings
@@ -118,6 +129,10 @@ def main() -> None:
             shown = re.sub(r"^SELECT .*? FROM ", "SELECT … FROM ", sql)  # the column list is noise here
             shown = shown[:400] + (" …" if len(shown) > 400 else "")
             print(f"```\n{shown}\n\n{_explain(sql)}\n```\n")
+            inner = _inside_function(sql)
+            if inner:  # EXPLAIN shows a function as one Function Scan: the join it runs, explained as such
+                inner_shown = re.sub(r"^SELECT .*? FROM ", "SELECT … FROM ", inner)
+                print(f"Inside the function:\n\n```\n{inner_shown}\n\n{_explain(inner)}\n```\n")
 
 
 if __name__ == "__main__":

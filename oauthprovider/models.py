@@ -120,12 +120,13 @@ class AuthorizationCodeQuerySet(models.QuerySet):
     def for_redemption(self, code_hash: str, *, now) -> "AuthorizationCode | None":
         """The code, with what its redemption checks of its key and grant, in one read.
 
-        Besides the code's own fields: `key_prefix`, `key_ciphertext`,
-        `key_active`, `key_unexpired` (at `now`), `grant_client_id` and
-        `grant_active`. Its `key` and `grant` themselves are not loaded.
+        The code's fields in REDEMPTION_FIELDS (the others are deferred) and
+        `key_prefix`, `key_ciphertext`, `key_active`, `key_unexpired` (at
+        `now`), `grant_client_id` and `grant_active`. Its `key` and `grant`
+        themselves are not loaded.
         """
         params = [connection.ops.adapt_datetimefield_value(now), code_hash]
-        return _redemption().first(params)
+        return _redemption(by_function=connection.vendor == "postgresql").first(params)
 
     def claim(self, code: "AuthorizationCode", *, now, event: dict) -> bool:
         """Mark the code redeemed, with its audit `event` (accounts.audit.audit_row), unless it already is.
@@ -139,19 +140,36 @@ class AuthorizationCodeQuerySet(models.QuerySet):
         return write_with_event(update, [stamp, code.pk], event) == 1
 
 
+# What the token exchange reads of a code; the same columns as the PostgreSQL function's.
+REDEMPTION_FIELDS = (
+    "id", "user", "grant", "key", "client_id", "redirect_uri", "scope", "code_challenge",
+    "resources", "expires_at", "redeemed_at",
+)  # fmt: skip
+REDEMPTION_EXTRA = ("key_prefix", "key_ciphertext", "key_active", "key_unexpired", "grant_client_id", "grant_active")
+
+
 @functools.cache
-def _redemption() -> Select:
-    code, key, grant = AuthorizationCode._meta, ApiKey._meta, Grant._meta
-    return Select(
-        AuthorizationCode,
-        "SELECT {fields}, k.prefix AS key_prefix, k.key_encrypted AS key_ciphertext,"
-        " (k.revoked_at IS NULL) AS key_active, (k.expires_at IS NULL OR k.expires_at > %s) AS key_unexpired,"
-        " g.client_id AS grant_client_id, (g.revoked_at IS NULL) AS grant_active"
-        f" FROM {code.db_table} c JOIN {key.db_table} k ON k.id = c.key_id JOIN {grant.db_table} g ON g.id = c.grant_id"
-        " WHERE c.code_hash = %s",
-        alias="c",
-        extra=("key_prefix", "key_ciphertext", "key_active", "key_unexpired", "grant_client_id", "grant_active"),
-    )
+def _redemption(*, by_function: bool) -> Select:
+    """The read behind for_redemption; parameters (now, code hash).
+
+    `by_function` (PostgreSQL only): a call of the function that migration
+    0010 creates, which runs the same join but plans it once per connection
+    instead of on every exchange (docs/benchmarks.md).
+    """
+    if by_function:
+        extra = ", ".join(f"c.{name}" for name in REDEMPTION_EXTRA)
+        source = f"SELECT {{fields}}, {extra} FROM oauthprovider_code_for_redemption(%s, %s) c"
+    else:
+        code, key, grant = AuthorizationCode._meta, ApiKey._meta, Grant._meta
+        source = (
+            "SELECT {fields}, k.prefix AS key_prefix, k.key_encrypted AS key_ciphertext,"
+            " (k.revoked_at IS NULL) AS key_active, (k.expires_at IS NULL OR k.expires_at > %s) AS key_unexpired,"
+            " g.client_id AS grant_client_id, (g.revoked_at IS NULL) AS grant_active"
+            f" FROM {code.db_table} c JOIN {key.db_table} k ON k.id = c.key_id"
+            f" JOIN {grant.db_table} g ON g.id = c.grant_id"
+            " WHERE c.code_hash = %s"
+        )
+    return Select(AuthorizationCode, source, alias="c", fields=REDEMPTION_FIELDS, extra=REDEMPTION_EXTRA)
 
 
 class AuthorizationCode(models.Model):
