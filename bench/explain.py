@@ -44,6 +44,13 @@ def _explain(sql: str) -> str:
     return plan
 
 
+def _explained(sql: str) -> str:
+    """`sql` as the docs show it (without its column list, which is noise there) and its plan, as Markdown."""
+    shown = re.sub(r"^SELECT .*? FROM ", "SELECT … FROM ", sql)
+    shown = shown[:400] + (" …" if len(shown) > 400 else "")
+    return f"```\n{shown}\n\n{_explain(sql)}\n```\n"
+
+
 _FUNCTION_CALL = re.compile(r"FROM oauthprovider_code_for_redemption\((.+?), ('[0-9a-f]+')\) c$")
 
 
@@ -126,13 +133,10 @@ def main() -> None:
     for what, statements in [*hot_requests(), ("manage.py purge_codes, one batch", [purge_batch_sql()])]:
         print(f"#### {what}\n")
         for sql in statements:
-            shown = re.sub(r"^SELECT .*? FROM ", "SELECT … FROM ", sql)  # the column list is noise here
-            shown = shown[:400] + (" …" if len(shown) > 400 else "")
-            print(f"```\n{shown}\n\n{_explain(sql)}\n```\n")
+            print(_explained(sql))
             inner = _inside_function(sql)
             if inner:  # EXPLAIN shows a function as one Function Scan: the join it runs, explained as such
-                inner_shown = re.sub(r"^SELECT .*? FROM ", "SELECT … FROM ", inner)
-                print(f"Inside the function:\n\n```\n{inner_shown}\n\n{_explain(inner)}\n```\n")
+                print(f"Inside the function:\n\n{_explained(inner)}")
 
 
 if __name__ == "__main__":
