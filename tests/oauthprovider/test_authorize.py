@@ -706,6 +706,21 @@ def test_the_consent_post_refuses_another_users_key(alice_client, bob, pkce_pair
     assert ApiKey.objects.count() == 1
 
 
+def test_a_refused_choice_shows_the_consent_page_again_with_its_error_and_a_fresh_page_shows_none(
+    alice_client, bob, pkce_pair
+):
+    page = get_authorize(alice_client, pkce_pair)
+    assert 'class="form-error"' not in page.content.decode()
+    bobs_key, _ = key_create(user=bob, name="bobs", context=SYSTEM)
+    response = post_decision(alice_client, page, key=str(bobs_key.pk))
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert '<p class="form-error" role="alert">Choose one of your active keys, or a new key.</p>' in body
+    assert 'name="request"' in body, "the same request can still be answered"
+    neither = post_decision(alice_client, page, decision="maybe")
+    assert '<p class="form-error" role="alert">Choose Allow or Deny.</p>' in neither.content.decode()
+
+
 def test_the_consent_post_refuses_a_revoked_key(alice_client, pkce_pair, alice_key):
     key = alice_key[0]
     key_revoke(key=key, context=SYSTEM)
